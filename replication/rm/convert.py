@@ -1,0 +1,119 @@
+"""Model-level RM conversion: residual network in, equivalent plain network out."""
+
+from __future__ import annotations
+
+import copy
+
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from .architectures import find_reader
+from .blocks import DOWNSAMPLE_TYPES, DownsampleType, ResidualBranch, reserve_and_merge
+from .errors import RMConversionError
+from .primitives import fuse_pointwise, is_pointwise
+
+
+def fold_batchnorms(layers: list[nn.Module]) -> list[nn.Module]:
+    """Fold every BatchNorm2d into the conv right before it (torch.nn.utils.fusion)."""
+    folded: list[nn.Module] = []
+    for layer in layers:
+        if isinstance(layer, nn.BatchNorm2d):
+            if not folded or not isinstance(folded[-1], nn.Conv2d):
+                raise RMConversionError(f"a BatchNorm2d({layer.num_features}) does not follow a conv")
+            folded[-1] = fuse_conv_bn_eval(folded[-1], layer)
+        else:
+            folded.append(layer)
+    return folded
+
+
+def fuse_consecutive_pointwise(layers: list[nn.Module]) -> list[nn.Module]:
+    """Replace every run of 1x1 convs with no activation between them by one conv (paper Eq. 4)."""
+    fused: list[nn.Module] = []
+    for layer in layers:
+        if fused and is_pointwise(layer) and is_pointwise(fused[-1]):
+            fused[-1] = fuse_pointwise(fused[-1], layer)
+        else:
+            fused.append(layer)
+    return fused
+
+
+def _finish(layers: list[nn.Module], like: nn.Module | None, *, fuse_bn: bool, fuse_1x1: bool) -> nn.Sequential:
+    layers = [copy.deepcopy(layer) for layer in layers]
+    if fuse_bn:
+        layers = fold_batchnorms(layers)
+    if fuse_1x1:
+        if not fuse_bn:
+            raise ValueError("fuse_pointwise=True needs fuse_bn=True (Eq. 4 applies to convs with bias)")
+        layers = fuse_consecutive_pointwise(layers)
+    plain = nn.Sequential(*layers).eval()
+    for param in plain.parameters():
+        param.requires_grad_(False)
+    if like is not None:
+        reference = next(iter(like.parameters()), None)
+        if reference is not None:
+            plain = plain.to(device=reference.device, dtype=reference.dtype)
+    return plain
+
+
+def _default_fuse_pointwise(model: nn.Module) -> bool:
+    from torchvision.models.mobilenetv2 import MobileNetV2
+
+    return isinstance(model, MobileNetV2)
+
+
+def convert(model: nn.Module, downsample: DownsampleType = "dirac", *, fuse_bn: bool = True,
+            fuse_pointwise: bool | None = None) -> nn.Sequential:
+    """Return a NEW plain network (no residual additions, BN folded) equal to ``model`` in eval mode.
+
+    Args:
+        model: a torchvision ResNet / ResNeXt / Wide ResNet, a timm ResNet, a torchvision MobileNetV2,
+            or a model registered in :mod:`replication.models`. It is deep-copied and never modified;
+            a model in training mode is converted from its eval-mode behaviour (BN running statistics).
+        downsample: ``"dirac"`` (paper Fig. 2b, type 2: C -> 3C -> 2C, 81 C^2 weights in a BasicBlock)
+            or ``"prelu"`` (paper Fig. 2a, type 1: C -> 4C -> 2C, 108 C^2 + 4C weights).
+        fuse_bn: fold every BatchNorm into its conv (the deploy form). ``False`` keeps BN, with reserved
+            channels under identity BNs (paper Eq. 2): the start point for fine-tuning.
+        fuse_pointwise: fuse consecutive 1x1 convs (paper Eq. 4, MobileNetV2 -> MobileNetV1).
+            Default: on for MobileNetV2, off otherwise.
+
+    Returns:
+        ``nn.Sequential`` of Conv2d, ReLU / PReLU / ReLU6 / ChannelwiseClamp, MaxPool2d,
+        AdaptiveAvgPool2d, Flatten and Linear in eval mode, on the model's device and dtype. For an input
+        of shape (N, C, H, W) its output equals ``model.eval()(x)`` up to floating-point rounding.
+
+    Raises:
+        UnsupportedModuleError: a module has no exact conversion; the message names its path and type.
+    """
+    if downsample not in DOWNSAMPLE_TYPES:
+        raise ValueError(f"downsample must be one of {DOWNSAMPLE_TYPES}, got {downsample!r}")
+    reader = find_reader(model)
+    working = copy.deepcopy(model).eval()
+    layers = reader(working, downsample)
+    if fuse_pointwise is None:
+        fuse_pointwise = _default_fuse_pointwise(model)
+    return _finish(layers, model, fuse_bn=fuse_bn, fuse_1x1=fuse_pointwise)
+
+
+def convert_branch(branch: ResidualBranch, downsample: DownsampleType = "dirac", *, fuse_bn: bool = True
+                   ) -> nn.Sequential:
+    """One residual block (as a :class:`ResidualBranch`) to its plain equivalent."""
+    return _finish(reserve_and_merge(branch, downsample), None, fuse_bn=fuse_bn, fuse_1x1=False)
+
+
+def convert_block(block: nn.Module, downsample: DownsampleType = "dirac", *, fuse_bn: bool = True,
+                  path: str = "block") -> nn.Sequential:
+    """A single torchvision / timm BasicBlock or Bottleneck, or a torchvision InvertedResidual.
+
+    ResNet blocks assume a non-negative input (they follow a ReLU in every ResNet), as the paper does;
+    InvertedResidual blocks accept any input.
+    """
+    from torchvision.models.mobilenetv2 import InvertedResidual
+
+    from .architectures import inverted_residual_layers, resnet_block_branch
+
+    working = copy.deepcopy(block).eval()
+    if isinstance(working, InvertedResidual):
+        layers = inverted_residual_layers(working, path, downsample)
+    else:
+        layers = reserve_and_merge(resnet_block_branch(working, path), downsample)
+    return _finish(layers, block, fuse_bn=fuse_bn, fuse_1x1=False)

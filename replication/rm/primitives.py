@@ -1,0 +1,155 @@
+"""The pieces of the RM operation, each exact on its own.
+
+Shapes follow PyTorch: a conv weight is (out_channels, in_channels / groups, kH, kW).
+
+- :func:`dirac_filters`: filters that copy input channels to output channels (paper Eq. 1).
+- :func:`identity_batchnorm`: a BN that is the identity for given running statistics (paper Eq. 2).
+- :func:`pad_kernel`: zero-pad a 1x1 kernel to kxk so it can share a kxk conv (paper Fig. 2).
+- :func:`fuse_pointwise`: two consecutive 1x1 convs with no non-linearity between them (paper Eq. 4).
+- :class:`ConvBN`: a conv and its optional BN, the unit the reserve / merge steps work on.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from .errors import RMConversionError
+
+
+@dataclass
+class ConvBN:
+    """A conv followed by an optional BatchNorm (both in eval mode)."""
+
+    conv: nn.Conv2d
+    bn: nn.BatchNorm2d | None = None
+
+    @property
+    def out_channels(self) -> int:
+        return self.conv.out_channels
+
+    def fused(self) -> nn.Conv2d:
+        """The conv with the BN folded into its weight and bias (always has a bias)."""
+        if self.bn is None:
+            conv = copy.deepcopy(self.conv)
+            if conv.bias is None:
+                conv.bias = nn.Parameter(torch.zeros(conv.out_channels, dtype=conv.weight.dtype,
+                                                     device=conv.weight.device))
+            return conv
+        return fuse_conv_bn_eval(self.conv, self.bn)
+
+    def modules(self) -> list[nn.Module]:
+        return [self.conv] if self.bn is None else [self.conv, self.bn]
+
+
+def dirac_filters(channels: int, kernel_size: int, *, like: torch.Tensor) -> torch.Tensor:
+    """Weight of shape (channels, channels, k, k) whose conv copies each input channel (Eq. 1).
+
+    Used with padding (k - 1) // 2 and any stride, the conv samples its input at the strided
+    positions exactly as a 1x1 conv of the same stride would.
+    """
+    weight = torch.zeros(channels, channels, kernel_size, kernel_size, dtype=like.dtype, device=like.device)
+    nn.init.dirac_(weight)
+    return weight
+
+
+def pad_kernel(weight: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """Zero-pad a (out, in, 1, 1) kernel to (out, in, k, k) with the 1 tap at the centre."""
+    if weight.shape[-2:] != (1, 1):
+        raise RMConversionError(f"only 1x1 kernels can be padded, got {tuple(weight.shape[-2:])}")
+    if kernel_size % 2 != 1:
+        raise RMConversionError(f"a 1x1 kernel can only be centred in an odd kernel, got {kernel_size}")
+    pad = kernel_size // 2
+    return nn.functional.pad(weight, [pad, pad, pad, pad])
+
+
+def identity_batchnorm(num_features: int, *, eps: float = 1e-5, running_mean: torch.Tensor | None = None,
+                       running_var: torch.Tensor | None = None, like: torch.Tensor | None = None
+                       ) -> nn.BatchNorm2d:
+    """A BatchNorm2d in eval mode that returns its input unchanged (paper Eq. 2).
+
+    With running statistics mu, sigma^2: weight = sqrt(sigma^2 + eps), bias = mu, so
+    ``weight * (x - mu) / sqrt(sigma^2 + eps) + bias == x``. The statistics default to 0 and 1;
+    fine-tuning passes statistics measured on training data so the BN is stable once training starts.
+    """
+    dtype = like.dtype if like is not None else torch.get_default_dtype()
+    device = like.device if like is not None else None
+    bn = nn.BatchNorm2d(num_features, eps=eps, dtype=dtype, device=device)
+    with torch.no_grad():
+        if running_mean is not None:
+            bn.running_mean.copy_(running_mean)
+        if running_var is not None:
+            bn.running_var.copy_(running_var)
+        bn.weight.copy_(torch.sqrt(bn.running_var + eps))
+        bn.bias.copy_(bn.running_mean)
+    return bn.eval()
+
+
+def concat_batchnorms(first: nn.BatchNorm2d, second: nn.BatchNorm2d) -> nn.BatchNorm2d:
+    """One BN over the channels of ``first`` followed by those of ``second``; eps of both must agree."""
+    if first.eps != second.eps:
+        raise RMConversionError(f"cannot concatenate BatchNorms with eps {first.eps} and {second.eps}")
+    ref = first.weight
+    bn = nn.BatchNorm2d(first.num_features + second.num_features, eps=first.eps,
+                        dtype=ref.dtype, device=ref.device)
+    with torch.no_grad():
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            getattr(bn, name).copy_(torch.cat([getattr(first, name), getattr(second, name)]))
+    return bn.eval()
+
+
+def new_conv(weight: torch.Tensor, bias: torch.Tensor | None, like: nn.Conv2d, *, groups: int = 1,
+             stride: int | tuple[int, int] | None = None) -> nn.Conv2d:
+    """A Conv2d with the given parameters and the geometry (padding, dilation, stride) of ``like``."""
+    out_channels, in_per_group, kh, kw = weight.shape
+    conv = nn.Conv2d(in_per_group * groups, out_channels, (kh, kw),
+                     stride=like.stride if stride is None else stride, padding=like.padding,
+                     dilation=like.dilation, groups=groups, bias=bias is not None,
+                     dtype=weight.dtype, device=weight.device)
+    with torch.no_grad():
+        conv.weight.copy_(weight)
+        if bias is not None:
+            conv.bias.copy_(bias)
+    return conv.eval()
+
+
+def check_centred(conv: nn.Conv2d, path: str) -> None:
+    """Dirac filters and padded 1x1 kernels are exact only in a 'same'-padded conv."""
+    from .errors import UnsupportedModuleError
+
+    if isinstance(conv.padding, str):
+        raise UnsupportedModuleError(path, conv, f"string padding {conv.padding!r} is not supported")
+    for k, p, d in zip(conv.kernel_size, conv.padding, conv.dilation):
+        if k % 2 != 1 or p != d * (k - 1) // 2:
+            raise UnsupportedModuleError(
+                path, conv, f"kernel {conv.kernel_size} with padding {conv.padding} and dilation "
+                f"{conv.dilation} is not centred, so identity filters cannot be inserted")
+    if conv.padding_mode != "zeros":
+        raise UnsupportedModuleError(path, conv, f"padding_mode {conv.padding_mode!r} is not supported")
+
+
+def is_pointwise(conv: nn.Module) -> bool:
+    return (isinstance(conv, nn.Conv2d) and conv.kernel_size == (1, 1) and conv.groups == 1
+            and conv.padding in ((0, 0), "valid"))
+
+
+def fuse_pointwise(first: nn.Conv2d, second: nn.Conv2d) -> nn.Conv2d:
+    """One 1x1 conv equal to ``second(first(x))`` (paper Eq. 4): W = W2 W1, b = W2 b1 + b2.
+
+    Both convs must be 1x1, ungrouped and unpadded; the strides multiply, since a strided 1x1 conv
+    is a subsampling followed by a per-pixel matrix product.
+    """
+    if not (is_pointwise(first) and is_pointwise(second)):
+        raise RMConversionError("fuse_pointwise needs two 1x1, groups=1, unpadded convs")
+    w1 = first.weight.flatten(1)
+    w2 = second.weight.flatten(1)
+    b1 = first.bias if first.bias is not None else torch.zeros_like(w1[:, 0])
+    b2 = second.bias if second.bias is not None else torch.zeros_like(w2[:, 0])
+    weight = (w2 @ w1)[:, :, None, None]
+    bias = w2 @ b1 + b2
+    stride = (first.stride[0] * second.stride[0], first.stride[1] * second.stride[1])
+    return new_conv(weight.detach(), bias.detach(), first, stride=stride)

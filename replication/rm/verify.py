@@ -1,0 +1,49 @@
+"""Numerical equivalence checks between a residual model and its converted plain form."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+
+def _as_batches(inputs: torch.Tensor | Iterable[torch.Tensor]) -> list[torch.Tensor]:
+    if isinstance(inputs, torch.Tensor):
+        return [inputs]
+    batches = list(inputs)
+    if not batches or not all(isinstance(b, torch.Tensor) for b in batches):
+        raise TypeError("inputs must be a tensor or a non-empty iterable of tensors")
+    return batches
+
+
+@torch.no_grad()
+def max_error(reference: nn.Module, candidate: nn.Module,
+              inputs: torch.Tensor | Iterable[torch.Tensor]) -> dict[str, float]:
+    """Largest output difference of two models over some inputs, both run in eval mode.
+
+    Returns a dict with:
+        ``max_abs``: max |reference(x) - candidate(x)| over all inputs and elements;
+        ``max_rel``: ``max_abs`` divided by max |reference(x)| (a scale-free error; per-element
+        ratios are meaningless near zero outputs);
+        ``reference_scale``: max |reference(x)|; ``num_inputs``: number of input batches.
+    The models' train/eval flags are restored afterwards.
+    """
+    batches = _as_batches(inputs)
+    modes = [(m, m.training) for m in (reference, candidate)]
+    reference.eval()
+    candidate.eval()
+    try:
+        max_abs = 0.0
+        scale = 0.0
+        for x in batches:
+            expected, actual = reference(x), candidate(x)
+            if expected.shape != actual.shape:
+                raise ValueError(f"output shapes differ: {tuple(expected.shape)} vs {tuple(actual.shape)}")
+            max_abs = max(max_abs, (expected - actual).abs().max().item())
+            scale = max(scale, expected.abs().max().item())
+    finally:
+        for module, training in modes:
+            module.train(training)
+    return {"max_abs": max_abs, "max_rel": max_abs / scale if scale > 0 else max_abs,
+            "reference_scale": scale, "num_inputs": float(len(batches))}
