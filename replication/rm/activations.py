@@ -12,7 +12,7 @@ from .errors import UnsupportedModuleError
 
 
 class ChannelwiseClamp(nn.Module):
-    """``y[:, c] = clamp(x[:, c], lower[c], upper[c])`` for inputs of shape (N, C, ...).
+    """``y[:, c] = clamp(x[:, c], lower[c], upper[c])`` for inputs of shape (N, C, H, W).
 
     With ``lower = 0, upper = 6`` a channel behaves as ReLU6; with ``-inf, +inf`` as the identity.
     This is how a MobileNetV2 block keeps its ReLU6 cap on computed channels while reserved channels
@@ -24,18 +24,16 @@ class ChannelwiseClamp(nn.Module):
         if lower.shape != upper.shape or lower.dim() != 1:
             raise ValueError(f"lower and upper must be 1-D of equal length, got {tuple(lower.shape)} "
                              f"and {tuple(upper.shape)}")
-        self.register_buffer("lower", lower.clone())
-        self.register_buffer("upper", upper.clone())
+        # Stored as (C, 1, 1) so forward is two broadcast ops, traceable and exportable as is.
+        self.register_buffer("lower", lower.clone().view(-1, 1, 1))
+        self.register_buffer("upper", upper.clone().view(-1, 1, 1))
 
     @property
     def num_channels(self) -> int:
         return self.lower.numel()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = (-1,) + (1,) * (x.dim() - 2)
-        lower = self.lower.to(x.dtype).view(shape)
-        upper = self.upper.to(x.dtype).view(shape)
-        return torch.minimum(torch.maximum(x, lower), upper)
+        return torch.minimum(torch.maximum(x, self.lower), self.upper)
 
     def extra_repr(self) -> str:
         return f"{self.num_channels}"

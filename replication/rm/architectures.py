@@ -19,7 +19,7 @@ from .blocks import DownsampleType, ResidualBranch, reserve_and_merge
 from .errors import UnsupportedModuleError
 from .primitives import ConvBN
 
-Reader = Callable[[nn.Module, DownsampleType], list[nn.Module]]
+Reader = Callable[[nn.Module, DownsampleType, bool], list[nn.Module]]
 _READERS: list[tuple[Callable[[nn.Module], bool], Reader, str]] = []
 
 
@@ -172,12 +172,12 @@ def _is_torchvision_resnet(model: nn.Module) -> bool:
 
 
 @register_reader(_is_torchvision_resnet, "torchvision ResNet / ResNeXt / Wide ResNet")
-def read_torchvision_resnet(model: nn.Module, downsample: DownsampleType) -> list[nn.Module]:
+def read_torchvision_resnet(model: nn.Module, downsample: DownsampleType, fuse_bn: bool) -> list[nn.Module]:
     layers = plain_layers(_named(conv1=model.conv1, bn1=model.bn1, relu=model.relu), "")
     layers += _maxpool(model.maxpool, "maxpool")
     for stage in ("layer1", "layer2", "layer3", "layer4"):
         for index, block in enumerate(getattr(model, stage)):
-            layers += reserve_and_merge(resnet_block_branch(block, f"{stage}.{index}"), downsample)
+            layers += reserve_and_merge(resnet_block_branch(block, f"{stage}.{index}"), downsample, fuse_bn=fuse_bn)
     return layers + [nn.AdaptiveAvgPool2d(1), nn.Flatten(1), model.fc]
 
 
@@ -211,12 +211,12 @@ def timm_head(model: nn.Module, path_pool: str = "global_pool", path_fc: str = "
 
 
 @register_reader(_is_timm_resnet, "timm ResNet family (BasicBlock / Bottleneck, conv or deep stem)")
-def read_timm_resnet(model: nn.Module, downsample: DownsampleType) -> list[nn.Module]:
+def read_timm_resnet(model: nn.Module, downsample: DownsampleType, fuse_bn: bool) -> list[nn.Module]:
     layers = plain_layers(_named(conv1=model.conv1, bn1=model.bn1, act1=model.act1), "")
     layers += _maxpool(model.maxpool, "maxpool")
     for stage in ("layer1", "layer2", "layer3", "layer4"):
         for index, block in enumerate(getattr(model, stage)):
-            layers += reserve_and_merge(resnet_block_branch(block, f"{stage}.{index}"), downsample)
+            layers += reserve_and_merge(resnet_block_branch(block, f"{stage}.{index}"), downsample, fuse_bn=fuse_bn)
     return layers + timm_head(model)
 
 
@@ -226,7 +226,8 @@ def _is_torchvision_mobilenet_v2(model: nn.Module) -> bool:
     return isinstance(model, MobileNetV2)
 
 
-def inverted_residual_layers(block: nn.Module, path: str, downsample: DownsampleType) -> list[nn.Module]:
+def inverted_residual_layers(block: nn.Module, path: str, downsample: DownsampleType, fuse_bn: bool
+                             ) -> list[nn.Module]:
     """A torchvision InvertedResidual: RM where it has a residual, plain layers otherwise.
 
     Its input is the previous block's linear projection, so it can be negative: reserved channels
@@ -236,18 +237,18 @@ def inverted_residual_layers(block: nn.Module, path: str, downsample: Downsample
     if not block.use_res_connect:
         return plain_layers(block.conv, f"{path}.conv")
     branch = branch_from_leaves(leaves, None, out_act=None, input_nonnegative=False, path=path)
-    return reserve_and_merge(branch, downsample)
+    return reserve_and_merge(branch, downsample, fuse_bn=fuse_bn)
 
 
 @register_reader(_is_torchvision_mobilenet_v2, "torchvision MobileNetV2 (-> RMNetV1 -> MobileNetV1)")
-def read_torchvision_mobilenet_v2(model: nn.Module, downsample: DownsampleType) -> list[nn.Module]:
+def read_torchvision_mobilenet_v2(model: nn.Module, downsample: DownsampleType, fuse_bn: bool) -> list[nn.Module]:
     from torchvision.models.mobilenetv2 import InvertedResidual
 
     layers: list[nn.Module] = []
     for index, module in enumerate(model.features):
         path = f"features.{index}"
         if isinstance(module, InvertedResidual):
-            layers += inverted_residual_layers(module, path, downsample)
+            layers += inverted_residual_layers(module, path, downsample, fuse_bn)
         else:
             layers += plain_layers(module, path)
     return layers + [nn.AdaptiveAvgPool2d(1), nn.Flatten(1)] + plain_layers(model.classifier, "classifier")

@@ -201,12 +201,19 @@ def _check_shortcut(branch: ResidualBranch) -> None:
                                      f"{_total_stride(branch.units)}")
 
 
-def reserve_and_merge(branch: ResidualBranch, downsample: DownsampleType = "dirac") -> list[nn.Module]:
+def reserve_and_merge(branch: ResidualBranch, downsample: DownsampleType = "dirac", *,
+                      fuse_bn: bool = False) -> list[nn.Module]:
     """The plain layers equal to the residual block described by ``branch``.
 
     Input (N, C, H, W) -> output (N, C_out, H / s, W / s) exactly as the block, with layers
-    ``[conv, BN, act, ..., conv(with bias), out_act]``. Only BN-bearing units keep a BN.
+    ``[conv, BN, act, ..., conv(with bias), out_act]``. Only BN-bearing units keep a BN, unless
+    ``fuse_bn``, which folds every BN first so each widened weight is written once.
     """
+    if fuse_bn:
+        branch = ResidualBranch(
+            units=[ConvBN(unit.fused()) for unit in branch.units], acts=branch.acts,
+            shortcut=ConvBN(branch.shortcut.fused()) if branch.shortcut is not None else None,
+            out_act=branch.out_act, input_nonnegative=branch.input_nonnegative, path=branch.path)
     if downsample not in DOWNSAMPLE_TYPES:
         raise ValueError(f"downsample must be one of {DOWNSAMPLE_TYPES}, got {downsample!r}")
     units, acts = branch.units, branch.acts

@@ -5,12 +5,11 @@ from __future__ import annotations
 import copy
 
 from torch import nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .architectures import find_reader
 from .blocks import DOWNSAMPLE_TYPES, DownsampleType, ResidualBranch, reserve_and_merge
 from .errors import RMConversionError
-from .primitives import fuse_pointwise, is_pointwise
+from .primitives import fold_batchnorm, fuse_pointwise, is_pointwise
 
 
 def fold_batchnorms(layers: list[nn.Module]) -> list[nn.Module]:
@@ -20,7 +19,7 @@ def fold_batchnorms(layers: list[nn.Module]) -> list[nn.Module]:
         if isinstance(layer, nn.BatchNorm2d):
             if not folded or not isinstance(folded[-1], nn.Conv2d):
                 raise RMConversionError(f"a BatchNorm2d({layer.num_features}) does not follow a conv")
-            folded[-1] = fuse_conv_bn_eval(folded[-1], layer)
+            folded[-1] = fold_batchnorm(folded[-1], layer)
         else:
             folded.append(layer)
     return folded
@@ -38,7 +37,6 @@ def fuse_consecutive_pointwise(layers: list[nn.Module]) -> list[nn.Module]:
 
 
 def _finish(layers: list[nn.Module], like: nn.Module | None, *, fuse_bn: bool, fuse_1x1: bool) -> nn.Sequential:
-    layers = [copy.deepcopy(layer) for layer in layers]
     if fuse_bn:
         layers = fold_batchnorms(layers)
     if fuse_1x1:
@@ -88,7 +86,7 @@ def convert(model: nn.Module, downsample: DownsampleType = "dirac", *, fuse_bn: 
         raise ValueError(f"downsample must be one of {DOWNSAMPLE_TYPES}, got {downsample!r}")
     reader = find_reader(model)
     working = copy.deepcopy(model).eval()
-    layers = reader(working, downsample)
+    layers = reader(working, downsample, fuse_bn)
     if fuse_pointwise is None:
         fuse_pointwise = _default_fuse_pointwise(model)
     return _finish(layers, model, fuse_bn=fuse_bn, fuse_1x1=fuse_pointwise)
@@ -97,7 +95,8 @@ def convert(model: nn.Module, downsample: DownsampleType = "dirac", *, fuse_bn: 
 def convert_branch(branch: ResidualBranch, downsample: DownsampleType = "dirac", *, fuse_bn: bool = True
                    ) -> nn.Sequential:
     """One residual block (as a :class:`ResidualBranch`) to its plain equivalent."""
-    return _finish(reserve_and_merge(branch, downsample), None, fuse_bn=fuse_bn, fuse_1x1=False)
+    branch = copy.deepcopy(branch)
+    return _finish(reserve_and_merge(branch, downsample, fuse_bn=fuse_bn), None, fuse_bn=fuse_bn, fuse_1x1=False)
 
 
 def convert_block(block: nn.Module, downsample: DownsampleType = "dirac", *, fuse_bn: bool = True,
@@ -113,7 +112,7 @@ def convert_block(block: nn.Module, downsample: DownsampleType = "dirac", *, fus
 
     working = copy.deepcopy(block).eval()
     if isinstance(working, InvertedResidual):
-        layers = inverted_residual_layers(working, path, downsample)
+        layers = inverted_residual_layers(working, path, downsample, fuse_bn)
     else:
-        layers = reserve_and_merge(resnet_block_branch(working, path), downsample)
+        layers = reserve_and_merge(resnet_block_branch(working, path), downsample, fuse_bn=fuse_bn)
     return _finish(layers, block, fuse_bn=fuse_bn, fuse_1x1=False)

@@ -11,12 +11,12 @@ Shapes follow PyTorch: a conv weight is (out_channels, in_channels / groups, kH,
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
+from torch.nn.utils import skip_init
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from .errors import RMConversionError
 
@@ -35,12 +35,9 @@ class ConvBN:
     def fused(self) -> nn.Conv2d:
         """The conv with the BN folded into its weight and bias (always has a bias)."""
         if self.bn is None:
-            conv = copy.deepcopy(self.conv)
-            if conv.bias is None:
-                conv.bias = nn.Parameter(torch.zeros(conv.out_channels, dtype=conv.weight.dtype,
-                                                     device=conv.weight.device))
-            return conv
-        return fuse_conv_bn_eval(self.conv, self.bn)
+            bias = self.conv.bias if self.conv.bias is not None else self.conv.weight.new_zeros(self.out_channels)
+            return new_conv(self.conv.weight.clone(), bias.clone(), self.conv, groups=self.conv.groups)
+        return fold_batchnorm(self.conv, self.bn)
 
     def modules(self) -> list[nn.Module]:
         return [self.conv] if self.bn is None else [self.conv, self.bn]
@@ -53,7 +50,8 @@ def dirac_filters(channels: int, kernel_size: int, *, like: torch.Tensor) -> tor
     positions exactly as a 1x1 conv of the same stride would.
     """
     weight = torch.zeros(channels, channels, kernel_size, kernel_size, dtype=like.dtype, device=like.device)
-    nn.init.dirac_(weight)
+    index = torch.arange(channels, device=like.device)
+    weight[index, index, kernel_size // 2, kernel_size // 2] = 1.0  # nn.init.dirac_, without its Python loop
     return weight
 
 
@@ -104,17 +102,24 @@ def concat_batchnorms(first: nn.BatchNorm2d, second: nn.BatchNorm2d) -> nn.Batch
 
 def new_conv(weight: torch.Tensor, bias: torch.Tensor | None, like: nn.Conv2d, *, groups: int = 1,
              stride: int | tuple[int, int] | None = None) -> nn.Conv2d:
-    """A Conv2d with the given parameters and the geometry (padding, dilation, stride) of ``like``."""
+    """A Conv2d that takes ownership of ``weight`` and ``bias`` (no copy, no random init), with the
+    geometry (padding, dilation, stride) of ``like``. Pass freshly computed tensors only."""
     out_channels, in_per_group, kh, kw = weight.shape
-    conv = nn.Conv2d(in_per_group * groups, out_channels, (kh, kw),
+    conv = skip_init(nn.Conv2d, in_per_group * groups, out_channels, (kh, kw),
                      stride=like.stride if stride is None else stride, padding=like.padding,
                      dilation=like.dilation, groups=groups, bias=bias is not None,
                      dtype=weight.dtype, device=weight.device)
-    with torch.no_grad():
-        conv.weight.copy_(weight)
-        if bias is not None:
-            conv.bias.copy_(bias)
+    conv.weight = nn.Parameter(weight.detach().contiguous(), requires_grad=False)
+    if bias is not None:
+        conv.bias = nn.Parameter(bias.detach().contiguous(), requires_grad=False)
     return conv.eval()
+
+
+def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """``conv`` followed by ``bn`` (eval mode) as one new biased conv (torch.nn.utils.fusion)."""
+    weight, bias = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps,
+                                        bn.weight, bn.bias)
+    return new_conv(weight, bias, conv, groups=conv.groups)
 
 
 def check_centred(conv: nn.Conv2d, path: str) -> None:
