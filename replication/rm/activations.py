@@ -48,27 +48,29 @@ def is_supported_activation(module: nn.Module | None) -> bool:
 
 
 def reserved_activation(act: nn.Module | None, computed: int, reserved: int, *,
-                        reserved_nonnegative: bool, path: str = "") -> nn.Module | None:
+                        reserved_nonnegative: bool, like: torch.Tensor, path: str = "") -> nn.Module | None:
     """The activation for ``computed + reserved`` channels laid out as ``[computed, reserved]``.
 
     ``act`` is the block's activation (ReLU, ReLU6 or none). Reserved channels must come out
     unchanged: ReLU already does that for non-negative values (the ResNet case, paper section 3.1);
     otherwise a PReLU with slope 0 on computed and 1 on reserved channels (paper's PReLU case), or a
-    :class:`ChannelwiseClamp` for ReLU6, whose cap of 6 a PReLU cannot express.
+    :class:`ChannelwiseClamp` for ReLU6, whose cap of 6 a PReLU cannot express. Parameters take the
+    dtype and device of ``like``.
     """
+    factory = {"dtype": like.dtype, "device": like.device}
     if act is None or isinstance(act, nn.Identity):
         return None
     if isinstance(act, nn.ReLU):
         if reserved_nonnegative or reserved == 0:
             return nn.ReLU(inplace=True)
-        prelu = nn.PReLU(computed + reserved)
-        weight = torch.cat([torch.zeros(computed), torch.ones(reserved)])
-        prelu.weight.data.copy_(weight)
+        prelu = nn.PReLU(computed + reserved, **factory)
+        with torch.no_grad():
+            prelu.weight.copy_(torch.cat([torch.zeros(computed, **factory), torch.ones(reserved, **factory)]))
         return prelu
     if _is_relu6(act):
         if reserved == 0:
             return nn.ReLU6(inplace=True)
-        lower = torch.cat([torch.zeros(computed), torch.full((reserved,), -math.inf)])
-        upper = torch.cat([torch.full((computed,), 6.0), torch.full((reserved,), math.inf)])
+        lower = torch.cat([torch.zeros(computed, **factory), torch.full((reserved,), -math.inf, **factory)])
+        upper = torch.cat([torch.full((computed,), 6.0, **factory), torch.full((reserved,), math.inf, **factory)])
         return ChannelwiseClamp(lower, upper)
     raise UnsupportedModuleError(path, act, "only ReLU, ReLU6 or no activation can be reserved through")

@@ -237,14 +237,15 @@ def reserve_and_merge(branch: ResidualBranch, downsample: DownsampleType = "dira
             current = reserve_through(units[i], reserved, f"{branch.path}.conv{i + 1}")
         layers.extend(current.modules())
         activation = reserved_activation(act, units[i].out_channels, reserved,
-                                         reserved_nonnegative=reserved_nonneg, path=f"{branch.path}.act{i + 1}")
+                                         reserved_nonnegative=reserved_nonneg, like=current.conv.weight,
+                                         path=f"{branch.path}.act{i + 1}")
         if activation is not None:
             layers.append(activation)
     merge_with = None if use_projection_first else branch.shortcut
     layers.append(merge_shortcut(units[-1], merge_with, reserved, f"{branch.path}.conv{len(units)}"))
     if branch.out_act is not None and not isinstance(branch.out_act, nn.Identity):
         out = reserved_activation(branch.out_act, units[-1].out_channels, 0, reserved_nonnegative=True,
-                                  path=f"{branch.path}.out_act")
+                                  like=layers[-1].weight, path=f"{branch.path}.out_act")
         if out is not None:
             layers.append(out)
     return layers
