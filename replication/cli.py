@@ -1,0 +1,106 @@
+"""Command line: ``python -m replication convert ...`` (also installed as ``rmnet``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def _structure(model: nn.Module, input_size: tuple[int, int, int]) -> dict[str, object]:
+    from .measure import count_macs, count_params, layer_summary
+
+    kinds = layer_summary(model)
+    return {"params": count_params(model), "macs": count_macs(model, input_size),
+            "conv": kinds.get("Conv2d", 0), "bn": sum(v for k, v in kinds.items() if "BatchNorm" in k),
+            "residual_blocks": sum(1 for m in model.modules()
+                                   if type(m).__name__ in {"BasicBlock", "Bottleneck", "InvertedResidual"}
+                                   and getattr(m, "use_res_connect", True)),
+            "layers": ", ".join(f"{k} x{v}" for k, v in sorted(kinds.items()))}
+
+
+def _print_summary(before: dict, after: dict, error: dict, dtype: str) -> None:
+    rows = [("params (M)", f"{before['params'] / 1e6:.3f}", f"{after['params'] / 1e6:.3f}"),
+            ("MACs (G)", f"{before['macs'] / 1e9:.4f}", f"{after['macs'] / 1e9:.4f}"),
+            ("conv layers", before["conv"], after["conv"]),
+            ("BatchNorm layers", before["bn"], after["bn"]),
+            ("residual blocks", before["residual_blocks"], after["residual_blocks"])]
+    print(f"{'':18}{'residual':>14}{'plain':>14}")
+    for name, a, b in rows:
+        print(f"{name:18}{a!s:>14}{b!s:>14}")
+    print(f"layers before: {before['layers']}")
+    print(f"layers after:  {after['layers']}")
+    print(f"equivalence ({dtype}): max abs error {error['max_abs']:.3e}, "
+          f"max relative error {error['max_rel']:.3e} (output scale {error['reference_scale']:.3g})")
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from . import rm, zoo
+    from .checkpoints import load_weights
+    from .rm.plain_io import save_plain
+    from .testing import randomize_batchnorm_
+
+    kwargs = {"num_classes": args.num_classes} if args.num_classes else {}
+    model = zoo.create(args.model, **kwargs)
+    if args.checkpoint:
+        load_weights(model, args.checkpoint)
+    else:
+        # Untrained BN is the identity; random statistics make the equivalence check meaningful.
+        randomize_batchnorm_(model, seed=args.seed)
+        print(f"no checkpoint: BatchNorm statistics randomised (seed {args.seed}) for the check")
+    model = model.to(DTYPES[args.dtype]).eval()
+    plain = rm.convert(model, args.downsample)
+    size = (3, args.input_size, args.input_size)
+    generator = torch.Generator().manual_seed(args.seed)
+    x = torch.randn(args.batch_size, *size, generator=generator).to(DTYPES[args.dtype])
+    error = rm.max_error(model, plain, x)
+    print(f"{args.model}: downsample={args.downsample}, input {args.batch_size}x{size}")
+    _print_summary(_structure(model, size), _structure(plain, size), error, args.dtype)
+    tolerance = 1e-10 if args.dtype == "float64" else 1e-5
+    if args.output:
+        path = save_plain(plain, args.output)
+        print(f"saved plain model to {path} (load with replication.rm.plain_io.load_plain)")
+    if error["max_rel"] > tolerance:
+        print(f"error: relative error {error['max_rel']:.3e} exceeds {tolerance:g}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m replication", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    convert = commands.add_parser(
+        "convert", help="convert a residual model to its plain (RM) equivalent and verify it",
+        description="Build a model by name (timm registry incl. this project's models, or "
+                    "'torchvision:NAME'), optionally load a checkpoint, convert it with the RM operation, "
+                    "check equivalence on random inputs and print a before/after summary.")
+    convert.add_argument("--model", default="torchvision:resnet18", help="model name (default: %(default)s)")
+    convert.add_argument("--checkpoint", type=Path, help="state_dict file (torch.load weights_only=True)")
+    convert.add_argument("--num-classes", type=int, help="classifier size (default: the model's own)")
+    convert.add_argument("--downsample", choices=("dirac", "prelu"), default="dirac",
+                         help="downsample block scheme: dirac (paper type 2) or prelu (type 1)")
+    convert.add_argument("--input-size", type=int, default=224, help="square input side for the check")
+    convert.add_argument("--batch-size", type=int, default=2, help="inputs in the check batch")
+    convert.add_argument("--dtype", choices=sorted(DTYPES), default="float64", help="precision of the check")
+    convert.add_argument("--seed", type=int, default=0)
+    convert.add_argument("--output", type=Path, help="where to save the plain model")
+    convert.set_defaults(func=run_convert)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .checkpoints import CheckpointError
+    from .rm import RMConversionError
+    from .zoo import UnknownModelError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (CheckpointError, RMConversionError, UnknownModelError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

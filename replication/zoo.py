@@ -1,0 +1,44 @@
+"""Building models by name from timm's registry (which includes this project's models) or torchvision."""
+
+from __future__ import annotations
+
+import difflib
+
+from torch import nn
+
+
+class UnknownModelError(KeyError):
+    """No model of that name in timm's registry or torchvision."""
+
+    def __str__(self) -> str:  # KeyError would print the message with quotes
+        return str(self.args[0])
+
+
+def _torchvision_names() -> list[str]:
+    import torchvision
+
+    return torchvision.models.list_models(module=torchvision.models)
+
+
+def create(name: str, **kwargs) -> nn.Module:
+    """Create ``name``: ``timm:NAME``, ``torchvision:NAME``, or a bare name (timm first, then torchvision).
+
+    ``kwargs`` go to the constructor (``num_classes``, ...). No pretrained weights are downloaded.
+    """
+    import timm
+
+    import replication.models  # noqa: F401  (registers the project's models with timm)
+
+    source, _, bare = name.rpartition(":")
+    if source not in ("", "timm", "torchvision"):
+        raise UnknownModelError(f"unknown model source {source!r} in {name!r}: use 'timm:' or 'torchvision:'")
+    if source in ("", "timm") and timm.is_model(bare):
+        return timm.create_model(bare, pretrained=False, **kwargs)
+    if source in ("", "torchvision") and bare in _torchvision_names():
+        import torchvision
+
+        return torchvision.models.get_model(bare, weights=None, **kwargs)
+    candidates = timm.list_models() + _torchvision_names()
+    close = list(dict.fromkeys(difflib.get_close_matches(bare, candidates, n=8)))[:5]
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    raise UnknownModelError(f"unknown model {name!r} (not in timm's registry or torchvision).{hint}")

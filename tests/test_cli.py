@@ -1,0 +1,84 @@
+"""The convert command line, checkpoint errors, and saving / loading plain networks."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+import torchvision
+
+from replication import cli, rm
+from replication.checkpoints import CheckpointError, load_weights
+from replication.rm.plain_io import load_plain, save_plain
+from replication.testing import randomize_batchnorm_
+
+
+def test_convert_command_saves_a_loadable_equivalent_model(tmp_path, capsys):
+    model = torchvision.models.resnet18(num_classes=7)
+    randomize_batchnorm_(model, seed=5)
+    checkpoint = tmp_path / "resnet18.pth"
+    torch.save({"state_dict": model.state_dict()}, checkpoint)
+    output = tmp_path / "out" / "plain.pt"
+    code = cli.main(["convert", "--model", "torchvision:resnet18", "--num-classes", "7", "--checkpoint",
+                     str(checkpoint), "--input-size", "32", "--output", str(output)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "max relative error" in printed and "BatchNorm layers" in printed
+    plain = load_plain(output)
+    x = torch.randn(2, 3, 32, 32)
+    assert rm.max_error(model.eval(), plain, x)["max_rel"] <= 1e-5
+
+
+def test_python_dash_m_entry_point_reports_missing_checkpoint(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "replication", "convert", "--model", "torchvision:resnet18",
+                             "--checkpoint", str(tmp_path / "nope.pth")], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "checkpoint file not found" in result.stderr and "nope.pth" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_corrupt_checkpoint_gets_one_clear_error(tmp_path, capsys):
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"\x00not a checkpoint")
+    assert cli.main(["convert", "--model", "torchvision:resnet18", "--checkpoint", str(bad)]) == 2
+    assert "is not a PyTorch checkpoint" in capsys.readouterr().err
+
+
+def test_truncated_checkpoint_gets_one_clear_error(tmp_path):
+    good = tmp_path / "good.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), good)
+    truncated = tmp_path / "truncated.pth"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="truncated.pth"):
+        load_weights(torchvision.models.resnet18(), truncated)
+
+
+def test_checkpoint_of_another_architecture_names_the_keys(tmp_path):
+    path = tmp_path / "r34.pth"
+    torch.save(torchvision.models.resnet34().state_dict(), path)
+    with pytest.raises(CheckpointError, match="unexpected keys: layer1.2"):
+        load_weights(torchvision.models.resnet18(), path)
+
+
+def test_checkpoint_with_pickled_objects_is_refused(tmp_path):
+    path = tmp_path / "model.pth"
+    torch.save(torchvision.models.resnet18(), path)  # a whole module, not weights
+    with pytest.raises(CheckpointError, match="weights_only=True"):
+        load_weights(torchvision.models.resnet18(), path)
+
+
+def test_unknown_model_name_suggests_close_names(capsys):
+    assert cli.main(["convert", "--model", "resnt18"]) == 2
+    assert "Did you mean" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("builder", [torchvision.models.resnet18, torchvision.models.mobilenet_v2])
+@pytest.mark.parametrize("downsample", rm.DOWNSAMPLE_TYPES)
+def test_plain_model_round_trips_through_file(tmp_path, builder, downsample):
+    model = randomize_batchnorm_(builder(num_classes=10), seed=1).eval()
+    plain = rm.convert(model, downsample)
+    path = save_plain(plain, tmp_path / "plain.pt")
+    loaded = load_plain(path)
+    x = torch.randn(1, 3, 32, 32) * 5
+    assert torch.equal(loaded(x), plain(x))
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
