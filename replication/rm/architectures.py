@@ -252,3 +252,32 @@ def read_torchvision_mobilenet_v2(model: nn.Module, downsample: DownsampleType, 
         else:
             layers += plain_layers(module, path)
     return layers + [nn.AdaptiveAvgPool2d(1), nn.Flatten(1)] + plain_layers(model.classifier, "classifier")
+
+
+def repvgg_block_layers(block: nn.Module, path: str) -> list[nn.Module]:
+    """A timm RepVggBlock (of a working copy) re-parameterised by timm into conv + activation."""
+    block.reparameterize()
+    _require_inactive(block, path, ("attn",))
+    act = _activation(block.act, f"{path}.act")
+    return [block.reparam_conv] + ([] if act is None else [act])
+
+
+def _is_rmnet(model: nn.Module) -> bool:
+    from ..models.rmnet import RMNet
+
+    return isinstance(model, RMNet)
+
+
+@register_reader(_is_rmnet, "replication RMNet (rmnet*)")
+def read_rmnet(model: nn.Module, downsample: DownsampleType, fuse_bn: bool) -> list[nn.Module]:
+    layers: list[nn.Module] = []
+    for index, block in enumerate(model.stem):
+        layers += repvgg_block_layers(block, f"stem.{index}")
+    for stage_index, stage in enumerate(model.stages):
+        for block_index, block in enumerate(stage):
+            path = f"stages.{stage_index}.{block_index}"
+            if block.reparam is not None:  # already in deploy form
+                layers += list(block.reparam)
+            else:
+                layers += reserve_and_merge(resnet_block_branch(block, path), downsample, fuse_bn=fuse_bn)
+    return layers + timm_head(model)

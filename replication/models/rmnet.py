@@ -1,0 +1,248 @@
+"""RMNet: the inverted-residual family of paper section 4.2 (Table 1), in training and deploy form.
+
+RMNet DxE_G: D conv layers (2 + 3 x blocks), expand ratio E, G channels per group in the first stage.
+A block is 1x1 conv (in -> mid, mid = (E - 1) x out) + BN + ReLU, 3x3 grouped conv (stride s,
+mid / G_stage groups) + BN + ReLU, 1x1 conv (mid -> out) + BN, plus a shortcut (identity, or 1x1
+stride-s conv + BN when the shape changes), then ReLU. Outputs are 64 / 128 / 256 / 512 channels and the
+group width doubles each stage, so the group count stays constant. After RM the hidden width is mid + in
+(paper Table 4: 192, 320 with groups 5, ...).
+
+Stems (chosen by name or ``stem_type``, never by class count): ``"imagenet"``: two stride-2 RepVGG
+blocks 3 -> 64 -> 64; ``"cifar"``: one stride-1 RepVGG block 3 -> 64. Head: average pool + Linear(512).
+
+Deploy form: every block has ``reparameterize()`` (timm's hook), so ``timm.utils.reparameterize_model``
+gives the plain network; ``replication.rm.convert`` gives the same network as one ``nn.Sequential``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from timm.layers import create_classifier
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models.byobnet import RepVggBlock
+from torch import nn
+
+__all__ = ["RMBlock", "RMNet"]
+
+STAGE_WIDTHS = (64, 128, 256, 512)
+STEM_TYPES = ("imagenet", "cifar")
+
+
+class RMBlock(nn.Module):
+    """Inverted residual block of RMNet (training form), input and output (N, C, H, W) >= 0."""
+
+    def __init__(self, in_chs: int, out_chs: int, stride: int = 1, expand_ratio: int = 2,
+                 group_width: int = 32) -> None:
+        super().__init__()
+        mid = (expand_ratio - 1) * out_chs
+        if expand_ratio < 2:
+            raise ValueError(f"RMBlock: expand_ratio must be >= 2 (mid = (e - 1) x out), got {expand_ratio}")
+        if mid % group_width:
+            raise ValueError(f"RMBlock: hidden width {mid} (= ({expand_ratio} - 1) x {out_chs}) is not divisible "
+                             f"by the group width {group_width}")
+        self.conv1 = nn.Conv2d(in_chs, mid, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(mid)
+        self.act1 = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(mid, mid, 3, stride, 1, groups=mid // group_width, bias=False)
+        self.bn2 = nn.BatchNorm2d(mid)
+        self.act2 = nn.ReLU(inplace=True)
+        self.conv3 = nn.Conv2d(mid, out_chs, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out_chs)
+        self.downsample = None
+        if stride != 1 or in_chs != out_chs:
+            self.downsample = nn.Sequential(nn.Conv2d(in_chs, out_chs, 1, stride, bias=False), nn.BatchNorm2d(out_chs))
+        self.act3 = nn.ReLU(inplace=True)
+        self.reparam: nn.Sequential | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.reparam is not None:
+            return self.reparam(x)
+        shortcut = x if self.downsample is None else self.downsample(x)
+        x = self.act1(self.bn1(self.conv1(x)))
+        x = self.act2(self.bn2(self.conv2(x)))
+        x = self.bn3(self.conv3(x))
+        return self.act3(x + shortcut)
+
+    def reparameterize(self) -> None:
+        """Switch to the deploy form in place: the exact RM conversion of this block (timm's hook)."""
+        if self.reparam is not None:
+            return
+        from ..rm import convert_block
+
+        plain = convert_block(self)
+        for name in ("conv1", "bn1", "act1", "conv2", "bn2", "act2", "conv3", "bn3", "downsample", "act3"):
+            delattr(self, name)
+        self.reparam = plain
+
+
+class RMNet(nn.Module):
+    """RMNet with stage depths ``depths`` (training form until re-parameterised).
+
+    Input (N, in_chans, H, W) -> logits (N, num_classes). ``stem_type`` is ``"imagenet"`` (/4) or
+    ``"cifar"`` (/1); the stages reduce by 8 more.
+    """
+
+    def __init__(self, depths: tuple[int, ...], expand_ratio: int, group_width: int, stem_type: str = "imagenet",
+                 num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0, global_pool: str = "avg",
+                 widths: tuple[int, ...] = STAGE_WIDTHS, **kwargs: Any) -> None:
+        super().__init__()
+        if kwargs:
+            raise TypeError(f"RMNet got unexpected arguments: {', '.join(sorted(kwargs))}")
+        if stem_type not in STEM_TYPES:
+            raise ValueError(f"RMNet: stem_type must be one of {STEM_TYPES}, got {stem_type!r}")
+        if len(depths) != len(widths):
+            raise ValueError(f"RMNet: {len(depths)} stage depths for {len(widths)} stage widths")
+        self.num_classes = num_classes
+        self.drop_rate = drop_rate
+        self.stem_type = stem_type
+        stem_width = widths[0]
+        if stem_type == "imagenet":
+            self.stem = nn.Sequential(RepVggBlock(in_chans, stem_width, stride=2),
+                                      RepVggBlock(stem_width, stem_width, stride=2))
+        else:
+            self.stem = nn.Sequential(RepVggBlock(in_chans, stem_width, stride=1))
+        stages = []
+        in_chs = stem_width
+        for index, (depth, width) in enumerate(zip(depths, widths)):
+            blocks = []
+            for block_index in range(depth):
+                stride = 2 if index > 0 and block_index == 0 else 1
+                blocks.append(RMBlock(in_chs, width, stride, expand_ratio, group_width * 2**index))
+                in_chs = width
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.Sequential(*stages)
+        self.num_features = self.head_hidden_size = in_chs
+        self.global_pool, self.fc = create_classifier(in_chs, num_classes, pool_type=global_pool)
+        self.head_drop = nn.Dropout(drop_rate)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+
+    def get_classifier(self) -> nn.Module:
+        return self.fc
+
+    def reset_classifier(self, num_classes: int, global_pool: str = "avg") -> None:
+        self.num_classes = num_classes
+        self.global_pool, self.fc = create_classifier(self.num_features, num_classes, pool_type=global_pool)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stages(self.stem(x))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.head_drop(self.global_pool(x))
+        return x if pre_logits else self.fc(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+# name -> (stage depths, expand ratio, first-stage group width); D = 2 + 3 x sum(depths)
+MODEL_ARCHS = {
+    "rmnet26x3_32": ((2, 2, 2, 2), 3, 32),
+    "rmnet41x4_8": ((2, 3, 5, 3), 4, 8),
+    "rmnet41x5_16": ((2, 3, 5, 3), 5, 16),
+    "rmnet50x5_32": ((3, 4, 6, 3), 5, 32),
+    "rmnet50x6_32": ((3, 4, 6, 3), 6, 32),
+    "rmnet101x6_16": ((3, 4, 23, 3), 6, 16),
+    "rmnet152x6_32": ((3, 8, 36, 3), 6, 32),
+}
+
+
+def _cfg(**kwargs: Any) -> dict[str, Any]:
+    return {"url": "", "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": (7, 7), "crop_pct": 0.875,
+            "interpolation": "bilinear", "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225),
+            "first_conv": "stem.0.conv_kxk.conv", "classifier": "fc", **kwargs}
+
+
+CIFAR10_CFG = {"num_classes": 10, "input_size": (3, 32, 32), "pool_size": (4, 4), "crop_pct": 1.0,
+               "mean": (0.4914, 0.4822, 0.4465), "std": (0.2470, 0.2435, 0.2616)}
+
+default_cfgs = generate_default_cfgs({
+    **{f"{name}.untrained": _cfg() for name in MODEL_ARCHS},
+    **{f"{name}_cifar.untrained": _cfg(**CIFAR10_CFG) for name in MODEL_ARCHS},
+})
+
+
+def _create_rmnet(variant: str, pretrained: bool = False, **kwargs: Any) -> RMNet:
+    arch = variant.removesuffix("_cifar")
+    depths, expand_ratio, group_width = MODEL_ARCHS[arch]
+    model_args = dict(depths=depths, expand_ratio=expand_ratio, group_width=group_width,
+                      stem_type="cifar" if variant.endswith("_cifar") else "imagenet")
+    return build_model_with_cfg(RMNet, variant, pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def rmnet26x3_32(pretrained: bool = False, **kwargs: Any) -> RMNet:
+    """RMNet 26x3_32, ImageNet stem."""
+    return _create_rmnet("rmnet26x3_32", pretrained, **kwargs)
+
+
+@register_model
+def rmnet26x3_32_cifar(pretrained: bool = False, **kwargs: Any) -> RMNet:
+    """RMNet 26x3_32, CIFAR stem (paper Table 1 CIFAR rows, Table 4)."""
+    return _create_rmnet("rmnet26x3_32_cifar", pretrained, **kwargs)
+
+
+@register_model
+def rmnet41x4_8(pretrained: bool = False, **kwargs: Any) -> RMNet:
+    return _create_rmnet("rmnet41x4_8", pretrained, **kwargs)
+
+
+@register_model
+def rmnet41x4_8_cifar(pretrained: bool = False, **kwargs: Any) -> RMNet:
+    return _create_rmnet("rmnet41x4_8_cifar", pretrained, **kwargs)
+
+
+@register_model
+def rmnet41x5_16(pretrained: bool = False, **kwargs: Any) -> RMNet:
+    return _create_rmnet("rmnet41x5_16", pretrained, **kwargs)
+
+
+@register_model
+def rmnet41x5_16_cifar(pretrained: bool = False, **kwargs: Any) -> RMNet:
+    return _create_rmnet("rmnet41x5_16_cifar", pretrained, **kwargs)
+
+
+@register_model
+def rmnet50x5_32(pretrained: bool = False, **kwargs: Any) -> RMNet:
+    return _create_rmnet("rmnet50x5_32", pretrained, **kwargs)
+
+
+@register_model
+def rmnet50x5_32_cifar(pretrained: bool = False, **kwargs: Any) -> RMNet:
+    return _create_rmnet("rmnet50x5_32_cifar", pretrained, **kwargs)
+
+
+@register_model
+def rmnet50x6_32(pretrained: bool = False, **kwargs: Any) -> RMNet:
+    return _create_rmnet("rmnet50x6_32", pretrained, **kwargs)
+
+
+@register_model
+def rmnet50x6_32_cifar(pretrained: bool = False, **kwargs: Any) -> RMNet:
+    return _create_rmnet("rmnet50x6_32_cifar", pretrained, **kwargs)
+
+
+@register_model
+def rmnet101x6_16(pretrained: bool = False, **kwargs: Any) -> RMNet:
+    return _create_rmnet("rmnet101x6_16", pretrained, **kwargs)
+
+
+@register_model
+def rmnet101x6_16_cifar(pretrained: bool = False, **kwargs: Any) -> RMNet:
+    return _create_rmnet("rmnet101x6_16_cifar", pretrained, **kwargs)
+
+
+@register_model
+def rmnet152x6_32(pretrained: bool = False, **kwargs: Any) -> RMNet:
+    return _create_rmnet("rmnet152x6_32", pretrained, **kwargs)
+
+
+@register_model
+def rmnet152x6_32_cifar(pretrained: bool = False, **kwargs: Any) -> RMNet:
+    return _create_rmnet("rmnet152x6_32_cifar", pretrained, **kwargs)
