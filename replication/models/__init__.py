@@ -1,9 +1,15 @@
 """timm-registered model families of the paper. Importing this package registers them with timm.
 
 After ``import replication``, ``timm.create_model("rmnet26x3_32_cifar")`` etc. work and
-``timm.list_models("rmnet*")`` lists the family.
+``timm.list_models("rmnet*")`` lists the family. One file per family:
+
+- :mod:`.rmnet`: the RMNet inverted-residual family (section 4.2, Tables 1 and 4).
+- :mod:`.resnet_variants`: CIFAR-stem ResNets, the ResDistill plain students, depth-study ResNets.
+- :mod:`.repvgg_variants`: RepVGG built from ResNet (Table 3, Figure 5) and RepVGG-A2 for CIFAR.
+- :mod:`.diracnet`: DiracNet-34.
+- :mod:`.mobilenet_cifar`: MobileNetV1 and the MobileNetV2 designed to convert into it (Table 2).
 """
 
-from . import rmnet  # noqa: F401
+from . import diracnet, mobilenet_cifar, repvgg_variants, resnet_variants, rmnet  # noqa: F401
 
-__all__ = ["rmnet"]
+__all__ = ["diracnet", "mobilenet_cifar", "repvgg_variants", "resnet_variants", "rmnet"]

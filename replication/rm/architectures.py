@@ -210,13 +210,27 @@ def timm_head(model: nn.Module, path_pool: str = "global_pool", path_fc: str = "
     return head
 
 
+def shortcut_free_block_layers(block: nn.Module, path: str) -> list[nn.Module]:
+    """A block whose class declares ``has_shortcut = False`` (ResDistill students): its chain as is."""
+    n = 3 if hasattr(block, "conv3") else 2
+    names = {f"{kind}{i}": None for i in range(1, n + 1) for kind in ("conv", "bn", "act")}
+    _require_known_children(block, path, set(names) | {"downsample"})
+    chain = _named(**{f"{kind}{i}": getattr(block, f"{kind}{i}") for i in range(1, n + 1)
+                      for kind in ("conv", "bn", "act")})
+    return plain_layers(chain, path)
+
+
 @register_reader(_is_timm_resnet, "timm ResNet family (BasicBlock / Bottleneck, conv or deep stem)")
 def read_timm_resnet(model: nn.Module, downsample: DownsampleType, fuse_bn: bool) -> list[nn.Module]:
     layers = plain_layers(_named(conv1=model.conv1, bn1=model.bn1, act1=model.act1), "")
     layers += _maxpool(model.maxpool, "maxpool")
     for stage in ("layer1", "layer2", "layer3", "layer4"):
         for index, block in enumerate(getattr(model, stage)):
-            layers += reserve_and_merge(resnet_block_branch(block, f"{stage}.{index}"), downsample, fuse_bn=fuse_bn)
+            path = f"{stage}.{index}"
+            if not getattr(block, "has_shortcut", True):
+                layers += shortcut_free_block_layers(block, path)
+            else:
+                layers += reserve_and_merge(resnet_block_branch(block, path), downsample, fuse_bn=fuse_bn)
     return layers + timm_head(model)
 
 
@@ -281,3 +295,67 @@ def read_rmnet(model: nn.Module, downsample: DownsampleType, fuse_bn: bool) -> l
             else:
                 layers += reserve_and_merge(resnet_block_branch(block, path), downsample, fuse_bn=fuse_bn)
     return layers + timm_head(model)
+
+
+def _is_class(module_path: str, class_name: str) -> Callable[[nn.Module], bool]:
+    def matches(model: nn.Module) -> bool:
+        import importlib
+
+        return isinstance(model, getattr(importlib.import_module(module_path), class_name))
+
+    return matches
+
+
+@register_reader(_is_class("replication.models.repvgg_variants", "RepVGGResNet"), "replication RepVGG-from-ResNet")
+def read_repvgg_resnet(model: nn.Module, downsample: DownsampleType, fuse_bn: bool) -> list[nn.Module]:
+    layers = plain_layers(model.stem, "stem")
+    for stage_index, stage in enumerate(model.stages):
+        for block_index, block in enumerate(stage):
+            layers += repvgg_block_layers(block, f"stages.{stage_index}.{block_index}")
+    return layers + timm_head(model)
+
+
+def _is_repvgg_byobnet(model: nn.Module) -> bool:
+    from timm.models.byobnet import ByobNet, RepVggBlock
+
+    if not isinstance(model, ByobNet):
+        return False
+    blocks = [model.stem] + [b for stage in model.stages for b in stage]
+    return all(isinstance(b, RepVggBlock) for b in blocks)
+
+
+@register_reader(_is_repvgg_byobnet, "timm RepVGG (ByobNet of RepVggBlocks)")
+def read_repvgg_byobnet(model: nn.Module, downsample: DownsampleType, fuse_bn: bool) -> list[nn.Module]:
+    layers = repvgg_block_layers(model.stem, "stem")
+    for stage_index, stage in enumerate(model.stages):
+        for block_index, block in enumerate(stage):
+            layers += repvgg_block_layers(block, f"stages.{stage_index}.{block_index}")
+    if not _is_inactive(model.final_conv):
+        raise UnsupportedModuleError("final_conv", model.final_conv, "a final conv is not supported")
+    return layers + timm_head(model.head)
+
+
+@register_reader(_is_class("replication.models.diracnet", "DiracNet"), "replication DiracNet")
+def read_diracnet(model: nn.Module, downsample: DownsampleType, fuse_bn: bool) -> list[nn.Module]:
+    from ..models.diracnet import DiracConv2d
+
+    features = nn.Sequential(*[m.fuse() if isinstance(m, DiracConv2d) else m for m in model.features])
+    return plain_layers(features, "features") + timm_head(model)
+
+
+@register_reader(_is_class("replication.models.mobilenet_cifar", "MobileNetV1"), "replication MobileNetV1")
+def read_mobilenet_v1(model: nn.Module, downsample: DownsampleType, fuse_bn: bool) -> list[nn.Module]:
+    return (plain_layers(model.features, "features") + [nn.AdaptiveAvgPool2d(1), nn.Flatten(1)]
+            + plain_layers(model.classifier, "classifier"))
+
+
+def _is_torchvision_vgg(model: nn.Module) -> bool:
+    from torchvision.models.vgg import VGG
+
+    return isinstance(model, VGG)
+
+
+@register_reader(_is_torchvision_vgg, "torchvision VGG (already plain: BN folded only)")
+def read_torchvision_vgg(model: nn.Module, downsample: DownsampleType, fuse_bn: bool) -> list[nn.Module]:
+    return (plain_layers(model.features, "features") + [model.avgpool, nn.Flatten(1)]
+            + plain_layers(model.classifier, "classifier"))

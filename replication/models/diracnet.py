@@ -1,0 +1,118 @@
+"""DiracNet (Zagoruyko & Komodakis, 2017), the plain-network baseline of paper Table 1.
+
+Each 3x3 conv is parameterised as ``W = diag(alpha) I + diag(beta) normalize(V)``: I the Dirac delta
+(the identity where out >= in channels), V a free kernel normalised per filter. Training learns a
+residual-like function without a shortcut; ``fuse()`` (timm's hook) turns each DiracConv2d into the
+plain Conv2d with that weight. Layout follows ResNet-34 without shortcuts (widths 64 / 128 / 256 / 512,
+6 / 8 / 12 / 6 convs per group), downsampling by 2x2 max-pooling between groups as DiracNet does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from timm.layers import create_classifier
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = ["DiracConv2d", "DiracNet"]
+
+
+class DiracConv2d(nn.Module):
+    """A 3x3 'same' conv with the Dirac parameterisation; (N, in, H, W) -> (N, out, H, W)."""
+
+    def __init__(self, in_chs: int, out_chs: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(out_chs, in_chs, 3, 3))
+        nn.init.kaiming_normal_(self.weight, mode="fan_out", nonlinearity="relu")
+        self.alpha = nn.Parameter(torch.ones(out_chs))
+        self.beta = nn.Parameter(torch.full((out_chs,), 0.1))
+        delta = torch.zeros(out_chs, in_chs, 3, 3)
+        nn.init.dirac_(delta)
+        self.register_buffer("delta", delta, persistent=False)
+
+    def effective_weight(self) -> torch.Tensor:
+        normalized = F.normalize(self.weight.flatten(1), dim=1).view_as(self.weight)
+        return self.alpha.view(-1, 1, 1, 1) * self.delta + self.beta.view(-1, 1, 1, 1) * normalized
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.effective_weight(), padding=1)
+
+    @torch.no_grad()
+    def fuse(self) -> nn.Conv2d:
+        """The equivalent plain conv (what timm's reparameterize_model puts in this module's place)."""
+        weight = self.effective_weight()
+        conv = nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1, bias=False,
+                         dtype=weight.dtype, device=weight.device)
+        conv.weight.copy_(weight)
+        return conv
+
+
+class DiracNet(nn.Module):
+    """DiracNet: stem conv, then groups of DiracConv2d + BN + ReLU separated by 2x2 max-pools."""
+
+    def __init__(self, layers: tuple[int, ...] = (6, 8, 12, 6), widths: tuple[int, ...] = (64, 128, 256, 512),
+                 stem_type: str = "imagenet", num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0,
+                 global_pool: str = "avg") -> None:
+        super().__init__()
+        if stem_type == "imagenet":
+            stem = [nn.Conv2d(in_chans, widths[0], 7, 2, 3, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True),
+                    nn.MaxPool2d(3, 2, 1)]
+        elif stem_type == "cifar":
+            stem = [nn.Conv2d(in_chans, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)]
+        else:
+            raise ValueError(f"DiracNet: stem_type must be 'imagenet' or 'cifar', got {stem_type!r}")
+        features: list[nn.Module] = list(stem)
+        in_chs = widths[0]
+        for index, (count, width) in enumerate(zip(layers, widths)):
+            if index > 0:
+                features.append(nn.MaxPool2d(2))
+            for _ in range(count):
+                features += [DiracConv2d(in_chs, width), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+                in_chs = width
+        self.features = nn.Sequential(*features)
+        self.num_classes = num_classes
+        self.num_features = self.head_hidden_size = in_chs
+        self.global_pool, self.fc = create_classifier(in_chs, num_classes, pool_type=global_pool)
+        self.head_drop = nn.Dropout(drop_rate)
+
+    def get_classifier(self) -> nn.Module:
+        return self.fc
+
+    def reset_classifier(self, num_classes: int, global_pool: str = "avg") -> None:
+        self.num_classes = num_classes
+        self.global_pool, self.fc = create_classifier(self.num_features, num_classes, pool_type=global_pool)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.head_drop(self.global_pool(x))
+        return x if pre_logits else self.fc(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+default_cfgs = generate_default_cfgs({
+    "diracnet34.untrained": {"url": "", "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": (7, 7),
+                             "crop_pct": 0.875, "interpolation": "bilinear", "mean": (0.485, 0.456, 0.406),
+                             "std": (0.229, 0.224, 0.225), "first_conv": "features.0", "classifier": "fc"},
+    "diracnet34_cifar.untrained": {"url": "", "num_classes": 10, "input_size": (3, 32, 32), "pool_size": (4, 4),
+                                   "crop_pct": 1.0, "interpolation": "bilinear", "mean": (0.4914, 0.4822, 0.4465),
+                                   "std": (0.2470, 0.2435, 0.2616), "first_conv": "features.0", "classifier": "fc"},
+})
+
+
+@register_model
+def diracnet34(pretrained: bool = False, **kwargs: Any) -> DiracNet:
+    """DiracNet-34, ImageNet stem."""
+    return build_model_with_cfg(DiracNet, "diracnet34", pretrained, **dict(dict(stem_type="imagenet"), **kwargs))
+
+
+@register_model
+def diracnet34_cifar(pretrained: bool = False, **kwargs: Any) -> DiracNet:
+    """DiracNet-34, CIFAR stem (paper Table 1, CIFAR rows)."""
+    return build_model_with_cfg(DiracNet, "diracnet34_cifar", pretrained, **dict(dict(stem_type="cifar"), **kwargs))

@@ -1,0 +1,135 @@
+"""MobileNetV1 and the MobileNetV2 whose RM + fuse result is exactly that MobileNetV1 (paper 3.3, 4.3).
+
+MobileNetV1 is a chain of depthwise 3x3 convs of widths ``w_k`` (stride ``s_k``), each followed by a
+pointwise conv to ``w_{k+1}`` (Howard et al., 2017; CIFAR stem: a stride-1 3x3 conv to 32 channels).
+
+The MobileNetV2 is designed backwards from it. After RM, a residual block k has depthwise width
+``hidden_k + c_k`` (reserved input channels), and its projection fuses with the next block's expansion
+into one pointwise conv. So block k gets bottleneck ``c_k = w_k / bottleneck_divisor`` and hidden width
+``w_k - c_k`` where it can be residual (stride 1, same bottleneck in and out), ``w_k`` where it cannot.
+With the default divisor 4 (bottlenecks 16, 32, 64, 128, 256) residual blocks expand 3x and the
+others 4x. The paper does not publish
+its MobileNetV2; this one matches its V1 exactly and is documented here, not tuned to a FLOP count.
+
+Both are torchvision modules (MobileNetV2 with ReLU6), so ``replication.rm.convert`` turns the V2 into
+the V1 structure: ``convert(v2, fuse_pointwise=False)`` is RMNetV1, ``convert(v2)`` the fused V1 form.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from torch import nn
+from torchvision.models.mobilenetv2 import MobileNetV2
+from torchvision.ops.misc import Conv2dNormActivation
+
+__all__ = ["MobileNetV1", "MOBILENET_V1_PLAN", "mobilenet_v2_setting", "MobileNetV2"]
+
+# (depthwise width, depthwise stride); each depthwise conv is followed by a pointwise conv to the next width.
+MOBILENET_V1_PLAN = ((32, 1), (64, 2), (128, 1), (128, 2), (256, 1), (256, 2), (512, 1), (512, 1), (512, 1),
+                     (512, 1), (512, 1), (512, 2), (1024, 1))
+LAST_WIDTH = 1024
+
+
+class MobileNetV1(nn.Module):
+    """MobileNetV1: stem conv, 13 (depthwise 3x3 + pointwise 1x1) pairs, each conv + BN + ReLU6, then
+    average pool and Linear. ``stem_stride`` 2 for ImageNet, 1 for CIFAR."""
+
+    def __init__(self, num_classes: int = 1000, in_chans: int = 3, stem_stride: int = 2, drop_rate: float = 0.0,
+                 plan: tuple[tuple[int, int], ...] = MOBILENET_V1_PLAN, last_width: int = LAST_WIDTH) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [Conv2dNormActivation(in_chans, plan[0][0], 3, stem_stride, activation_layer=nn.ReLU6)]
+        for index, (width, stride) in enumerate(plan):
+            out = plan[index + 1][0] if index + 1 < len(plan) else last_width
+            layers += [Conv2dNormActivation(width, width, 3, stride, groups=width, activation_layer=nn.ReLU6),
+                       Conv2dNormActivation(width, out, 1, activation_layer=nn.ReLU6)]
+        self.features = nn.Sequential(*layers)
+        self.num_classes = num_classes
+        self.num_features = last_width
+        self.classifier = nn.Sequential(nn.Dropout(drop_rate), nn.Linear(last_width, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.adaptive_avg_pool2d(self.features(x), 1)
+        return self.classifier(torch.flatten(x, 1))
+
+
+def mobilenet_v2_setting(bottleneck_divisor: int = 4, first_bottleneck: int = 16,
+                         plan: tuple[tuple[int, int], ...] = MOBILENET_V1_PLAN) -> list[list[float]]:
+    """torchvision ``inverted_residual_setting`` rows [t, c, n, s] whose RM + fuse form is ``plan``.
+
+    Block 0 is MobileNetV2's expand-free block (depthwise at the stem width). Every later stride-1
+    block is residual: hidden ``w_k - c`` plus ``c`` reserved channels gives depthwise width ``w_k``.
+    A stride-2 block expands to ``w_k`` and projects to the next bottleneck ``w_{k+1} / divisor``.
+    Expansion ratios t may be fractional; torchvision's round() recovers the exact hidden widths.
+    """
+    def next_bottleneck(index: int) -> int:
+        width = plan[index + 1][0] if index + 1 < len(plan) else plan[index][0]
+        if width % bottleneck_divisor:
+            raise ValueError(f"MobileNetV2 design: width {width} is not divisible by {bottleneck_divisor}")
+        return width // bottleneck_divisor
+
+    rows: list[list[float]] = [[1, first_bottleneck, 1, plan[0][1]]]
+    bottleneck = first_bottleneck
+    for index in range(1, len(plan)):
+        width, stride = plan[index]
+        if stride == 1:
+            if width <= bottleneck:
+                raise ValueError(f"MobileNetV2 design: residual block {index} of width {width} cannot reserve "
+                                 f"a bottleneck of {bottleneck} channels")
+            rows.append([(width - bottleneck) / bottleneck, bottleneck, 1, 1])
+        else:
+            out = next_bottleneck(index)
+            rows.append([width / bottleneck, out, 1, stride])
+            bottleneck = out
+    return rows
+
+
+def _create_mobilenet_v2(num_classes: int = 1000, in_chans: int = 3, stem_stride: int = 2, drop_rate: float = 0.2,
+                         bottleneck_divisor: int = 4, **kwargs: Any) -> MobileNetV2:
+    if kwargs:
+        raise TypeError(f"MobileNetV2 (RM design) got unexpected arguments: {', '.join(sorted(kwargs))}")
+    setting = mobilenet_v2_setting(bottleneck_divisor)
+    model = MobileNetV2(num_classes=num_classes, inverted_residual_setting=setting, round_nearest=1,
+                        dropout=drop_rate)
+    # torchvision fixes the stem stride (2) and the last width (1280): set both to the V1 plan's.
+    model.features[0] = Conv2dNormActivation(in_chans, MOBILENET_V1_PLAN[0][0], 3, stem_stride,
+                                             activation_layer=nn.ReLU6)
+    model.features[-1] = Conv2dNormActivation(int(setting[-1][1]), LAST_WIDTH, 1, activation_layer=nn.ReLU6)
+    model.classifier = nn.Sequential(nn.Dropout(drop_rate), nn.Linear(LAST_WIDTH, num_classes))
+    model.last_channel = LAST_WIDTH
+    model.num_classes = num_classes
+    for module in (model.features[0], model.features[-1], model.classifier):
+        for layer in module.modules():
+            if isinstance(layer, nn.Conv2d):
+                nn.init.kaiming_normal_(layer.weight, mode="fan_out")
+            elif isinstance(layer, nn.Linear):
+                nn.init.normal_(layer.weight, 0, 0.01)
+                nn.init.zeros_(layer.bias)
+    return model
+
+
+def _cfg(**kwargs: Any) -> dict[str, Any]:
+    return {"url": "", "num_classes": 10, "input_size": (3, 32, 32), "pool_size": (2, 2), "crop_pct": 1.0,
+            "interpolation": "bilinear", "mean": (0.4914, 0.4822, 0.4465), "std": (0.2470, 0.2435, 0.2616),
+            "first_conv": "features.0.0", "classifier": "classifier.1", **kwargs}
+
+
+default_cfgs = generate_default_cfgs({
+    "mobilenetv2_rm_cifar.untrained": _cfg(),
+    "mobilenetv1_cifar.untrained": _cfg(),
+})
+
+
+@register_model
+def mobilenetv2_rm_cifar(pretrained: bool = False, **kwargs: Any) -> MobileNetV2:
+    """MobileNetV2 designed so that RM + fuse gives ``mobilenetv1_cifar``'s structure (Table 2)."""
+    return build_model_with_cfg(_create_mobilenet_v2, "mobilenetv2_rm_cifar", pretrained,
+                                **dict(dict(stem_stride=1), **kwargs))
+
+
+@register_model
+def mobilenetv1_cifar(pretrained: bool = False, **kwargs: Any) -> MobileNetV1:
+    """MobileNetV1 with a stride-1 stem for 32x32 inputs (Table 2)."""
+    return build_model_with_cfg(MobileNetV1, "mobilenetv1_cifar", pretrained, **dict(dict(stem_stride=1), **kwargs))

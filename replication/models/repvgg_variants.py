@@ -1,0 +1,145 @@
+"""RepVGG baselines timm does not have, built from timm's ``RepVggBlock``.
+
+- ``repvgg18`` / ``repvgg34`` (paper Table 3, Appendix A.2): a ResNet with every BasicBlock (in -> out,
+  stride s) replaced by two RepVGG blocks (in -> out stride s, out -> out), the ResNet stem kept.
+  Against ResNet-18/34 they lose the shortcut 1x1 convs: 11.5 M / 1.80 GMACs vs 11.7 M / 1.82 G.
+- ``repvgg_depth{21,37,69,133}_cifar`` (Figure 5): the same construction from the depth-study ResNets
+  of :mod:`.resnet_variants`, CIFAR stem.
+- ``repvgg_a2_cifar`` (Table 1, CIFAR rows): timm's RepVGG-A2 with a stride-1 stem and a stride-1 first
+  stage, the reading under which the paper's 1.67 GMACs on 32x32 inputs comes out.
+
+Deploy form: ``timm.utils.reparameterize_model`` (each RepVggBlock fuses its branches into one 3x3 conv).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+from timm.layers import create_classifier
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models.byobnet import ByobNet, RepVggBlock, get_layer_fns, model_cfgs
+from torch import nn
+
+from .resnet_variants import DEPTH_STUDY_LAYERS
+
+__all__ = ["RepVGGResNet"]
+
+STAGE_WIDTHS = (64, 128, 256, 512)
+
+
+class RepVGGResNet(nn.Module):
+    """ResNet layout with two RepVGG blocks per ResNet BasicBlock (Appendix A.2).
+
+    ``stem_type="imagenet"``: 7x7 stride-2 conv + BN + ReLU + 3x3 stride-2 max-pool (the ResNet stem);
+    ``"cifar"``: 3x3 stride-1 conv + BN + ReLU. Input (N, in_chans, H, W) -> logits (N, num_classes).
+    """
+
+    def __init__(self, layers: tuple[int, ...], stem_type: str = "imagenet", num_classes: int = 1000,
+                 in_chans: int = 3, drop_rate: float = 0.0, global_pool: str = "avg",
+                 widths: tuple[int, ...] = STAGE_WIDTHS) -> None:
+        super().__init__()
+        if stem_type not in ("imagenet", "cifar"):
+            raise ValueError(f"RepVGGResNet: stem_type must be 'imagenet' or 'cifar', got {stem_type!r}")
+        self.num_classes = num_classes
+        if stem_type == "imagenet":
+            self.stem = nn.Sequential(nn.Conv2d(in_chans, widths[0], 7, 2, 3, bias=False), nn.BatchNorm2d(widths[0]),
+                                      nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
+        else:
+            self.stem = nn.Sequential(nn.Conv2d(in_chans, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]),
+                                      nn.ReLU(inplace=True))
+        stages, in_chs = [], widths[0]
+        for index, (resnet_blocks, width) in enumerate(zip(layers, widths)):
+            blocks = []
+            for block_index in range(resnet_blocks):
+                stride = 2 if index > 0 and block_index == 0 else 1
+                blocks += [RepVggBlock(in_chs, width, stride=stride), RepVggBlock(width, width)]
+                in_chs = width
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.Sequential(*stages)
+        self.num_features = self.head_hidden_size = in_chs
+        self.global_pool, self.fc = create_classifier(in_chs, num_classes, pool_type=global_pool)
+        self.head_drop = nn.Dropout(drop_rate)
+
+    def get_classifier(self) -> nn.Module:
+        return self.fc
+
+    def reset_classifier(self, num_classes: int, global_pool: str = "avg") -> None:
+        self.num_classes = num_classes
+        self.global_pool, self.fc = create_classifier(self.num_features, num_classes, pool_type=global_pool)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stages(self.stem(x))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.head_drop(self.global_pool(x))
+        return x if pre_logits else self.fc(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def _cfg(**kwargs: Any) -> dict[str, Any]:
+    return {"url": "", "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": (7, 7), "crop_pct": 0.875,
+            "interpolation": "bilinear", "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225),
+            "first_conv": "stem.0", "classifier": "fc", **kwargs}
+
+
+_CIFAR = dict(num_classes=10, input_size=(3, 32, 32), pool_size=(4, 4), crop_pct=1.0,
+              mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616))
+
+default_cfgs = generate_default_cfgs({
+    "repvgg18.untrained": _cfg(),
+    "repvgg34.untrained": _cfg(),
+    **{f"repvgg_depth{d}_cifar.untrained": _cfg(**_CIFAR) for d in DEPTH_STUDY_LAYERS},
+    "repvgg_a2_cifar.untrained": _cfg(**_CIFAR, first_conv="stem.conv_kxk.conv", classifier="head.fc"),
+})
+
+
+def _create(variant: str, layers: tuple[int, ...], stem_type: str, pretrained: bool, **kwargs: Any) -> RepVGGResNet:
+    return build_model_with_cfg(RepVGGResNet, variant, pretrained, layers=layers, stem_type=stem_type, **kwargs)
+
+
+@register_model
+def repvgg18(pretrained: bool = False, **kwargs: Any) -> RepVGGResNet:
+    """RepVGG-18: ResNet-18 with each BasicBlock replaced by two RepVGG blocks (Table 3)."""
+    return _create("repvgg18", (2, 2, 2, 2), "imagenet", pretrained, **kwargs)
+
+
+@register_model
+def repvgg34(pretrained: bool = False, **kwargs: Any) -> RepVGGResNet:
+    """RepVGG-34: ResNet-34 with each BasicBlock replaced by two RepVGG blocks (Table 3)."""
+    return _create("repvgg34", (3, 4, 6, 3), "imagenet", pretrained, **kwargs)
+
+
+@register_model
+def repvgg_depth21_cifar(pretrained: bool = False, **kwargs: Any) -> RepVGGResNet:
+    return _create("repvgg_depth21_cifar", DEPTH_STUDY_LAYERS[21], "cifar", pretrained, **kwargs)
+
+
+@register_model
+def repvgg_depth37_cifar(pretrained: bool = False, **kwargs: Any) -> RepVGGResNet:
+    return _create("repvgg_depth37_cifar", DEPTH_STUDY_LAYERS[37], "cifar", pretrained, **kwargs)
+
+
+@register_model
+def repvgg_depth69_cifar(pretrained: bool = False, **kwargs: Any) -> RepVGGResNet:
+    return _create("repvgg_depth69_cifar", DEPTH_STUDY_LAYERS[69], "cifar", pretrained, **kwargs)
+
+
+@register_model
+def repvgg_depth133_cifar(pretrained: bool = False, **kwargs: Any) -> RepVGGResNet:
+    return _create("repvgg_depth133_cifar", DEPTH_STUDY_LAYERS[133], "cifar", pretrained, **kwargs)
+
+
+@register_model
+def repvgg_a2_cifar(pretrained: bool = False, **kwargs: Any) -> ByobNet:
+    """timm's RepVGG-A2 with a stride-1 stem and first stage, for 32x32 inputs (Table 1, CIFAR)."""
+    base = model_cfgs["repvgg_a2"]
+    blocks = (dataclasses.replace(base.blocks[0], s=1),) + tuple(base.blocks[1:])
+    cfg = dataclasses.replace(base, blocks=blocks)
+    model = build_model_with_cfg(ByobNet, "repvgg_a2_cifar", pretrained, model_cfg=cfg,
+                                 feature_cfg=dict(flatten_sequential=True), **kwargs)
+    model.stem = RepVggBlock(kwargs.get("in_chans", 3), base.stem_chs, stride=1, layers=get_layer_fns(cfg))
+    return model

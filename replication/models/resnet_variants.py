@@ -1,0 +1,140 @@
+"""ResNet baselines timm does not have: CIFAR stems, the ResDistill plain student, depth-study ResNets.
+
+All are timm ``ResNet`` instances (so timm tooling and ``replication.rm.convert`` apply):
+
+- CIFAR stem (``stem_type="cifar"``): a 3x3 stride-1 conv, no max-pool, as in the CIFAR ResNets the
+  paper compares with (ResNet-34 on 32x32: 1.16 GMACs).
+- ResDistill plain student (Li et al., 2020): the same network with every shortcut removed, including
+  the projection convs; a plain network trained by distillation from its ResNet teacher.
+- Depth study (Figure 5, Appendix A.2): BasicBlock ResNets of depth 21 / 37 / 69 / 133, where depth
+  counts the stem conv and two convs per block (the classifier is not counted, so depth = 1 + 2 x
+  blocks). Blocks per stage [2, 3, 3, 2], [4, 5, 5, 4], [8, 9, 9, 8], [16, 17, 17, 16]: the paper does
+  not list its stage split; this one keeps stages near-equal and hits the stated depths exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models.resnet import BasicBlock, Bottleneck, ResNet
+from torch import nn
+
+__all__ = ["PlainBasicBlock", "PlainBottleneck", "cifar_stem_", "DEPTH_STUDY_LAYERS"]
+
+DEPTH_STUDY_LAYERS = {21: (2, 3, 3, 2), 37: (4, 5, 5, 4), 69: (8, 9, 9, 8), 133: (16, 17, 17, 16)}
+
+
+class PlainBasicBlock(BasicBlock):
+    """A BasicBlock without its shortcut (ResDistill student): act(bn2(conv2(act(bn1(conv1(x))))))."""
+
+    has_shortcut = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.downsample = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act1(self.bn1(self.conv1(x)))
+        return self.act2(self.bn2(self.conv2(x)))
+
+
+class PlainBottleneck(Bottleneck):
+    """A Bottleneck without its shortcut (ResDistill student)."""
+
+    has_shortcut = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.downsample = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act1(self.bn1(self.conv1(x)))
+        x = self.act2(self.bn2(self.conv2(x)))
+        return self.act3(self.bn3(self.conv3(x)))
+
+
+def cifar_stem_(model: ResNet, in_chans: int) -> ResNet:
+    """Replace the 7x7 stride-2 stem and max-pool with a 3x3 stride-1 conv, in place."""
+    width = model.conv1.out_channels
+    model.conv1 = nn.Conv2d(in_chans, width, 3, 1, 1, bias=False)
+    model.maxpool = nn.Identity()
+    nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
+    model.feature_info[0]["reduction"] = 1
+    return model
+
+
+def _create(variant: str, block: type[nn.Module], layers: tuple[int, ...], cifar: bool, pretrained: bool,
+            **kwargs: Any) -> ResNet:
+    model = build_model_with_cfg(ResNet, variant, pretrained, block=block, layers=list(layers), **kwargs)
+    return cifar_stem_(model, kwargs.get("in_chans", 3)) if cifar else model
+
+
+def _cfg(**kwargs: Any) -> dict[str, Any]:
+    return {"url": "", "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": (7, 7), "crop_pct": 0.875,
+            "interpolation": "bilinear", "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225),
+            "first_conv": "conv1", "classifier": "fc", **kwargs}
+
+
+_CIFAR = dict(num_classes=10, input_size=(3, 32, 32), pool_size=(4, 4), crop_pct=1.0,
+              mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616))
+
+default_cfgs = generate_default_cfgs({
+    "resnet18_cifar.untrained": _cfg(**_CIFAR),
+    "resnet34_cifar.untrained": _cfg(**_CIFAR),
+    "resdistill34_cifar.untrained": _cfg(**_CIFAR),
+    "resdistill34.untrained": _cfg(),
+    "resdistill50.untrained": _cfg(),
+    **{f"resnet_depth{d}_cifar.untrained": _cfg(**_CIFAR) for d in DEPTH_STUDY_LAYERS},
+})
+
+
+@register_model
+def resnet18_cifar(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """ResNet-18 with the CIFAR stem."""
+    return _create("resnet18_cifar", BasicBlock, (2, 2, 2, 2), True, pretrained, **kwargs)
+
+
+@register_model
+def resnet34_cifar(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """ResNet-34 with the CIFAR stem (paper Table 1, CIFAR rows)."""
+    return _create("resnet34_cifar", BasicBlock, (3, 4, 6, 3), True, pretrained, **kwargs)
+
+
+@register_model
+def resdistill34_cifar(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """ResDistill plain student: ResNet-34 without shortcuts, CIFAR stem."""
+    return _create("resdistill34_cifar", PlainBasicBlock, (3, 4, 6, 3), True, pretrained, **kwargs)
+
+
+@register_model
+def resdistill34(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """ResDistill plain student: ResNet-34 without shortcuts, ImageNet stem."""
+    return _create("resdistill34", PlainBasicBlock, (3, 4, 6, 3), False, pretrained, **kwargs)
+
+
+@register_model
+def resdistill50(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """ResDistill plain student: ResNet-50 without shortcuts (paper Table 1, ImageNet)."""
+    return _create("resdistill50", PlainBottleneck, (3, 4, 6, 3), False, pretrained, **kwargs)
+
+
+@register_model
+def resnet_depth21_cifar(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    return _create("resnet_depth21_cifar", BasicBlock, DEPTH_STUDY_LAYERS[21], True, pretrained, **kwargs)
+
+
+@register_model
+def resnet_depth37_cifar(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    return _create("resnet_depth37_cifar", BasicBlock, DEPTH_STUDY_LAYERS[37], True, pretrained, **kwargs)
+
+
+@register_model
+def resnet_depth69_cifar(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    return _create("resnet_depth69_cifar", BasicBlock, DEPTH_STUDY_LAYERS[69], True, pretrained, **kwargs)
+
+
+@register_model
+def resnet_depth133_cifar(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    return _create("resnet_depth133_cifar", BasicBlock, DEPTH_STUDY_LAYERS[133], True, pretrained, **kwargs)
