@@ -1,0 +1,1 @@
+"""Tables and figures built from results CSVs alone, each beside the paper's numbers."""
