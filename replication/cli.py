@@ -71,6 +71,20 @@ def run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_counts(args: argparse.Namespace) -> int:
+    from .experiments import model_counts
+    from .experiments.paper_rows import PAPER_ROWS
+    from .report import counts_table
+
+    rows = [row for row in PAPER_ROWS if not args.table or row.table in args.table]
+    out = args.output_dir
+    model_counts.run(out / "model_counts.csv", rows)
+    comparison = counts_table.build(out / "model_counts.csv", out / "counts_vs_paper.csv", out / "counts_vs_paper.md")
+    matched = (comparison["matches"] != "none").sum()
+    print(f"{matched} of {len(comparison)} paper numbers matched in some form; table: {out / 'counts_vs_paper.md'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m replication", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -90,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--seed", type=int, default=0)
     convert.add_argument("--output", type=Path, help="where to save the plain model")
     convert.set_defaults(func=run_convert)
+    counts = commands.add_parser("counts", help="count params and MACs of every paper table row, beside the paper")
+    counts.add_argument("--output-dir", type=Path, default=Path("results/counts"),
+                        help="folder for model_counts.csv, counts_vs_paper.csv and .md (default: %(default)s)")
+    counts.add_argument("--table", action="append", choices=("table1_sota", "table2_mobilenet",
+                                                             "table3_repvgg_vs_resnet"),
+                        help="only this paper table (repeatable; default: all)")
+    counts.set_defaults(func=run_counts)
     return parser
 
 

@@ -13,3 +13,10 @@ After ``import replication``, ``timm.create_model("rmnet26x3_32_cifar")`` etc. w
 from . import diracnet, mobilenet_cifar, repvgg_variants, resnet_variants, rmnet  # noqa: F401
 
 __all__ = ["diracnet", "mobilenet_cifar", "repvgg_variants", "resnet_variants", "rmnet"]
+
+
+def registered_models() -> list[str]:
+    """Names of the models this project registers with timm (timm's own models not included)."""
+    import timm
+
+    return sorted(name for module in __all__ for name in timm.list_models(module=module))
