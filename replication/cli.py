@@ -85,6 +85,26 @@ def run_counts(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_throughput(args: argparse.Namespace) -> int:
+    from .experiments import throughput
+    from .measure.throughput import ThroughputConfig
+    from .report import throughput_table
+
+    config = ThroughputConfig(batch_size=args.batch_size, warmup=args.warmup, iters=args.iters, repeats=args.repeats,
+                              device=args.device, dtype=args.dtype, channels_last=args.channels_last,
+                              compile=args.compile, threads=args.threads)
+    rows = throughput.timing_rows(tuple(args.table), tuple(args.dataset) if args.dataset else None)
+    if args.model:
+        rows = [row for row in rows if row.paper.model in args.model or row.paper.backbone in args.model]
+    if not rows:
+        print("error: no paper rows match the --table / --dataset / --model filters", file=sys.stderr)
+        return 2
+    path = throughput.run(args.output, rows, config, profile=args.profile, note=args.note, onnx=args.onnx)
+    table = throughput_table.build(path, path.with_suffix(".md"))
+    print(f"{len(table)} models timed; {path} and {path.with_suffix('.md')}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m replication", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -111,17 +131,41 @@ def build_parser() -> argparse.ArgumentParser:
                                                              "table3_repvgg_vs_resnet"),
                         help="only this paper table (repeatable; default: all)")
     counts.set_defaults(func=run_counts)
+
+    speed = commands.add_parser(
+        "throughput", help="time paper Table 1/2 models (train and deploy forms) with the paper's protocol",
+        description="Defaults are the paper's protocol (batch 128, 50 warm-up, 50 timed batches) on CUDA if "
+                    "available. Rows are appended to --output; a crash keeps every finished model.")
+    speed.add_argument("--output", type=Path, default=Path("results/throughput/throughput.csv"))
+    speed.add_argument("--table", nargs="+", default=["table1_sota", "table2_mobilenet"],
+                       choices=("table1_sota", "table2_mobilenet"))
+    speed.add_argument("--dataset", nargs="+", choices=("CIFAR10", "CIFAR100", "ImageNet"))
+    speed.add_argument("--model", nargs="+", help="only these models (registry names or paper backbone names)")
+    speed.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    speed.add_argument("--batch-size", type=int, default=128)
+    speed.add_argument("--warmup", type=int, default=50)
+    speed.add_argument("--iters", type=int, default=50)
+    speed.add_argument("--repeats", type=int, default=3)
+    speed.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32")
+    speed.add_argument("--channels-last", action="store_true")
+    speed.add_argument("--compile", action="store_true", help="torch.compile each model first")
+    speed.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
+    speed.add_argument("--onnx", action="store_true", help="also export deploy forms to ONNX and time ONNX Runtime")
+    speed.add_argument("--profile", default="adhoc", help="label stored in every row (e.g. embedded, paper)")
+    speed.add_argument("--note", default="", help="free text stored in every row (e.g. 'CPU, reduced batch')")
+    speed.set_defaults(func=run_throughput)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     from .checkpoints import CheckpointError
+    from .measure.throughput import ThroughputError
     from .rm import RMConversionError
     from .zoo import UnknownModelError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CheckpointError, RMConversionError, UnknownModelError) as error:
+    except (CheckpointError, RMConversionError, UnknownModelError, ThroughputError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

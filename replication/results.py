@@ -16,6 +16,22 @@ def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
                                      delete=False, newline="") as handle:
         tmp = Path(handle.name)
-        frame.to_csv(handle, index=False)
-    os.replace(tmp, path)
+    try:
+        frame.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
+
+
+def append_rows_atomic(rows: list[dict[str, object]], path: str | os.PathLike) -> Path:
+    """Add ``rows`` to the CSV at ``path`` (created if missing) by an atomic rewrite.
+
+    A crash leaves either the old file or the new one, never a half-written row. New columns are
+    added; rows that lack a column get an empty value.
+    """
+    path = Path(path)
+    new = pd.DataFrame.from_records(rows)
+    if path.exists() and path.stat().st_size > 0:
+        new = pd.concat([pd.read_csv(path), new], ignore_index=True)
+    return write_csv_atomic(new, path)

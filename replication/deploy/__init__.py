@@ -1,0 +1,1 @@
+"""Deployment beyond PyTorch: exporting plain networks and timing them in other runtimes."""

@@ -1,0 +1,193 @@
+"""Inference throughput with the paper's protocol: batch 128, 50 warm-up batches, 50 timed batches.
+
+The timed region is bracketed by ``torch.cuda.synchronize()`` on CUDA (kernels are asynchronous, so a
+wall clock without it measures launch time, not compute) and by nothing on the CPU. Each measurement is
+repeated and reported as median and spread. Every result carries what affects it: device, versions,
+dtype, memory format, compile, batch, input size, threads.
+
+The batch size is never changed behind the caller's back (timm's benchmark halves it on OOM): an
+out-of-memory batch raises :class:`ThroughputError`, and :func:`measure_rows` records it as a row with
+``status="oom"`` and the batch that was asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+PAPER_BATCH_SIZE = 128
+PAPER_WARMUP = 50
+PAPER_ITERS = 50
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+class ThroughputError(RuntimeError):
+    """The model cannot be measured with these settings (bad input size, out of memory)."""
+
+
+@dataclass(frozen=True)
+class ThroughputConfig:
+    """How to measure. Defaults are the paper's protocol (section 4) in float32 on the default device."""
+
+    batch_size: int = PAPER_BATCH_SIZE
+    input_size: tuple[int, int, int] = (3, 224, 224)
+    warmup: int = PAPER_WARMUP
+    iters: int = PAPER_ITERS
+    repeats: int = 3
+    device: str = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype: str = "float32"          # float16 / bfloat16 run under autocast
+    channels_last: bool = False
+    compile: bool = False
+    threads: int | None = None      # CPU threads; None keeps torch's setting
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        for name in ("batch_size", "iters", "repeats"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.warmup < 0:
+            raise ValueError(f"warmup must be >= 0, got {self.warmup}")
+
+
+@dataclass
+class ThroughputResult:
+    images_per_sec: float                       # median over repeats
+    images_per_sec_min: float
+    images_per_sec_max: float
+    ms_per_batch: float                         # median over repeats
+    repeat_images_per_sec: list[float] = field(default_factory=list)
+    timed_batches: int = 0                      # batches inside the timed regions, all repeats
+
+
+def device_name(device: str) -> str:
+    """GPU name, or the CPU model name (from /proc/cpuinfo on Linux)."""
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def environment(config: ThroughputConfig) -> dict[str, object]:
+    """The context columns of a result row."""
+    cuda = config.device.startswith("cuda")
+    return {
+        "device": config.device, "device_name": device_name(config.device),
+        "torch_version": torch.__version__, "cuda_version": torch.version.cuda if cuda else "",
+        "cudnn_version": torch.backends.cudnn.version() if cuda else "", "dtype": config.dtype,
+        "channels_last": config.channels_last, "compile": config.compile, "batch_size": config.batch_size,
+        "input_size": "x".join(map(str, config.input_size)), "threads": torch.get_num_threads(),
+        "warmup": config.warmup, "iters": config.iters, "repeats": config.repeats,
+    }
+
+
+def _is_oom(error: BaseException) -> bool:
+    return isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in str(error).lower()
+
+
+def _synchronizer(device: str) -> Callable[[], None]:
+    if device.startswith("cuda"):
+        return lambda: torch.cuda.synchronize(torch.device(device))
+    return lambda: None
+
+
+def prepare(model: nn.Module, config: ThroughputConfig) -> tuple[nn.Module, torch.Tensor]:
+    """A copy of the model in eval mode on the device (memory format, compile applied) and one batch.
+
+    The caller's model is left as it is (device, mode and memory format).
+    """
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    if config.device.startswith("cuda"):
+        torch.backends.cudnn.benchmark = True
+    model = copy.deepcopy(model).eval().to(config.device)
+    x = torch.randn(config.batch_size, *config.input_size, device=config.device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    if config.compile:
+        model = torch.compile(model)
+    return model, x
+
+
+def _autocast(config: ThroughputConfig) -> contextlib.AbstractContextManager:
+    if config.dtype == "float32":
+        return contextlib.nullcontext()
+    device_type = "cuda" if config.device.startswith("cuda") else "cpu"
+    return torch.autocast(device_type=device_type, dtype=DTYPES[config.dtype])
+
+
+def measure_throughput(model: nn.Module, config: ThroughputConfig = ThroughputConfig(), *,
+                       timer: Callable[[], float] = time.perf_counter, name: str = "model") -> ThroughputResult:
+    """Images per second of ``model`` on batches of ``config.batch_size`` inputs of ``config.input_size``.
+
+    Per repeat: ``warmup`` untimed batches, then ``iters`` batches in one timed region (synchronised on
+    CUDA). Raises :class:`ThroughputError` if the input size does not fit the model or memory runs out.
+    """
+    model, x = prepare(model, config)
+    sync = _synchronizer(config.device)
+    per_repeat: list[float] = []
+    timed = 0
+    try:
+        with torch.inference_mode(), _autocast(config):
+            try:
+                model(x)  # one shape check before any timing
+            except RuntimeError as error:
+                if _is_oom(error):
+                    raise
+                first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                raise ThroughputError(f"{name} cannot take input {tuple(x.shape)}: {first[:300]}") from None
+            for _ in range(config.repeats):
+                for _ in range(config.warmup):
+                    model(x)
+                sync()
+                start = timer()
+                for _ in range(config.iters):
+                    model(x)
+                    timed += 1
+                sync()
+                per_repeat.append(timer() - start)
+    except RuntimeError as error:
+        if isinstance(error, ThroughputError) or not _is_oom(error):
+            raise
+        if config.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+        raise ThroughputError(f"{name}: batch {config.batch_size} of {config.input_size} does not fit in "
+                              f"{config.device} memory (the batch size is not changed automatically)") from None
+    rates = [config.batch_size * config.iters / seconds for seconds in per_repeat]
+    median_seconds = statistics.median(per_repeat)
+    return ThroughputResult(images_per_sec=statistics.median(rates), images_per_sec_min=min(rates),
+                            images_per_sec_max=max(rates), ms_per_batch=1000 * median_seconds / config.iters,
+                            repeat_images_per_sec=rates, timed_batches=timed)
+
+
+def result_row(model_name: str, form: str, config: ThroughputConfig, result: ThroughputResult | None, *,
+               runtime: str = "pytorch", status: str = "ok", macs: int | None = None,
+               **context: object) -> dict[str, object]:
+    """One CSV row: what was measured, how, and the numbers (NaN where it did not run)."""
+    nan = float("nan")
+    row: dict[str, object] = {"model": model_name, "form": form, "runtime": runtime, **environment(config),
+                              **context, "status": status}
+    row.update({
+        "images_per_sec": result.images_per_sec if result else nan,
+        "images_per_sec_min": result.images_per_sec_min if result else nan,
+        "images_per_sec_max": result.images_per_sec_max if result else nan,
+        "ms_per_batch": result.ms_per_batch if result else nan,
+        "macs_per_image": macs if macs is not None else nan,
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    })
+    return row
