@@ -105,6 +105,26 @@ def run_throughput(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_train(args: argparse.Namespace) -> int:
+    from .data import DataConfig
+    from .train import TrainConfig, train
+
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr))
+                 if v is not None}
+    data = DataConfig(name=args.dataset, root=args.data_root, image_size=args.image_size,
+                      train_subset=args.train_subset, test_subset=args.test_subset, download=args.download,
+                      seed=args.seed)
+    config = TrainConfig(model=args.model, data=data, preset=args.preset, overrides=overrides,
+                         output_dir=str(args.output_dir), seed=args.seed, workers=args.workers,
+                         sparsity=args.sparsity, profile=args.profile, resume=not args.no_resume,
+                         **({"device": args.device} if args.device else {}))
+    last = train(config)
+    if last:
+        print(f"{args.model} on {args.dataset}: epoch {last['epoch']}, top-1 {last['top1']:.2f} %, "
+              f"top-5 {last['top5']:.2f} % -> {args.output_dir}/metrics.csv")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m replication", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -154,11 +174,34 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--profile", default="adhoc", help="label stored in every row (e.g. embedded, paper)")
     speed.add_argument("--note", default="", help="free text stored in every row (e.g. 'CPU, reduced batch')")
     speed.set_defaults(func=run_throughput)
+
+    fit = commands.add_parser("train", help="train a registered model (resumable; works under torchrun)",
+                              description="Train with a named preset; rerunning with the same --output-dir resumes.")
+    fit.add_argument("--model", required=True)
+    fit.add_argument("--dataset", default="fashion_mnist", choices=("cifar10", "cifar100", "imagenet", "fashion_mnist"))
+    fit.add_argument("--data-root", help="dataset folder (default: the dataset's usual place)")
+    fit.add_argument("--download", action="store_true", help="download CIFAR if missing (needs network)")
+    fit.add_argument("--preset", default="embedded")
+    fit.add_argument("--epochs", type=int)
+    fit.add_argument("--batch-size", type=int, help="global batch (split over torchrun processes)")
+    fit.add_argument("--lr", type=float)
+    fit.add_argument("--image-size", type=int)
+    fit.add_argument("--train-subset", type=int)
+    fit.add_argument("--test-subset", type=int)
+    fit.add_argument("--sparsity", type=float, default=0.0, help="network-slimming L1 factor on BN scales")
+    fit.add_argument("--workers", type=int, default=0)
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--device")
+    fit.add_argument("--profile", default="adhoc")
+    fit.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+    fit.add_argument("--output-dir", type=Path, required=True)
+    fit.set_defaults(func=run_train)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     from .checkpoints import CheckpointError
+    from .data import DatasetNotFoundError
     from .measure.throughput import ThroughputError
     from .rm import RMConversionError
     from .zoo import UnknownModelError
@@ -166,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CheckpointError, RMConversionError, UnknownModelError, ThroughputError, ValueError) as error:
+    except (CheckpointError, RMConversionError, UnknownModelError, ThroughputError, DatasetNotFoundError,
+            ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -40,7 +40,8 @@ def export(model: nn.Module, input_size: tuple[int, int, int], path: str | os.Pa
     example = torch.randn(2, *input_size)
     with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints progress lines
         torch.onnx.export(model, (example,), tmp, input_names=["input"], output_names=["output"],
-                          dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True, verbose=False)
+                          dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True, verbose=False,
+                          external_data=False)  # one self-contained file (all our models are < 2 GB)
     os.replace(tmp, path)
     return path
 

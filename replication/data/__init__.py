@@ -1,0 +1,13 @@
+"""Datasets of the paper's settings: CIFAR-10/100 and ImageNet (real on-disk formats), and
+Fashion-MNIST from Debian's dataset-fashion-mnist for the embedded default.
+
+``build_datasets(DataConfig(...))`` returns train / test datasets with each setting's standard
+augmentation; a missing dataset raises :class:`DatasetNotFoundError` saying where it looked and how to
+provide the data.
+"""
+
+from .datasets import DATASETS, DataConfig, DatasetInfo, DatasetNotFoundError, build_datasets
+from .fashion_mnist import FashionMNIST, read_idx
+
+__all__ = ["DATASETS", "DataConfig", "DatasetInfo", "DatasetNotFoundError", "FashionMNIST", "build_datasets",
+           "read_idx"]

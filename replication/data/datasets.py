@@ -1,0 +1,163 @@
+"""Dataset construction for every setting, with the paper's augmentations."""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset, Subset
+from torchvision import datasets as tv_datasets, transforms as T
+
+from .fashion_mnist import DEFAULT_ROOT as FASHION_ROOT, FashionMNIST
+
+DATASETS = ("cifar10", "cifar100", "imagenet", "fashion_mnist")
+_STATS = {
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "fashion_mnist": ((0.2860,), (0.3530,)),
+}
+_CLASSES = {"cifar10": 10, "cifar100": 100, "imagenet": 1000, "fashion_mnist": 10}
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset is not where it was looked for; the message says where and how to provide it."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data, where, and how much. ``root`` None means the dataset's default location."""
+
+    name: str = "fashion_mnist"
+    root: str | None = None
+    image_size: int | None = None       # None: the setting's native size (32, 224, 28)
+    train_subset: int | None = None     # first-N deterministic subset (embedded default)
+    test_subset: int | None = None
+    download: bool = False              # CIFAR only, and only when asked
+    verify_checksums: bool = True       # torchvision's CIFAR md5 check
+    augment: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.name not in DATASETS:
+            raise ValueError(f"unknown dataset {self.name!r}; choose from {', '.join(DATASETS)}")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    num_classes: int
+    in_chans: int
+    image_size: int
+
+
+class _CIFAR10(tv_datasets.CIFAR10):
+    """torchvision's CIFAR-10, with the md5 check optional (files written by tests have other sums)."""
+
+    verify_checksums = True
+
+    def _check_integrity(self) -> bool:
+        if self.verify_checksums:
+            return super()._check_integrity()
+        base = Path(self.root) / self.base_folder
+        return all((base / name).is_file() for name, _ in self.train_list + self.test_list)
+
+    def _load_meta(self) -> None:
+        if self.verify_checksums:
+            return super()._load_meta()
+        path = Path(self.root) / self.base_folder / self.meta["filename"]
+        if not path.is_file():
+            raise RuntimeError(f"Dataset metadata file not found or corrupted: {path}")
+        with open(path, "rb") as handle:
+            self.classes = pickle.load(handle, encoding="latin1")[self.meta["key"]]
+        self.class_to_idx = {name: index for index, name in enumerate(self.classes)}
+
+
+class _CIFAR100(_CIFAR10, tv_datasets.CIFAR100):
+    pass
+
+
+def _transforms(name: str, size: int, train: bool, augment: bool) -> T.Compose:
+    mean, std = _STATS[name]
+    if name == "imagenet":
+        steps = ([T.RandomResizedCrop(size), T.RandomHorizontalFlip()] if train and augment
+                 else [T.Resize(int(size * 256 / 224)), T.CenterCrop(size)])
+    else:
+        native = 28 if name == "fashion_mnist" else 32
+        steps = [] if size == native else [T.Resize(size)]
+        if train and augment:
+            steps += [T.RandomCrop(size, padding=size // 8), T.RandomHorizontalFlip()]
+    return T.Compose(steps + [T.ToTensor(), T.Normalize(mean, std)])
+
+
+def _subset(dataset: Dataset, count: int | None, seed: int) -> Dataset:
+    if count is None or count >= len(dataset):
+        return dataset
+    generator = torch.Generator().manual_seed(seed)
+    return Subset(dataset, torch.randperm(len(dataset), generator=generator)[:count].tolist())
+
+
+def _cifar(config: DataConfig, size: int) -> tuple[Dataset, Dataset]:
+    root = Path(config.root or "data")
+    cls = _CIFAR10 if config.name == "cifar10" else _CIFAR100
+    folder = root / cls.base_folder
+    try:
+        made = []
+        for train in (True, False):
+            dataset = cls.__new__(cls)
+            dataset.verify_checksums = config.verify_checksums
+            cls.__init__(dataset, str(root), train=train, download=config.download,
+                         transform=_transforms(config.name, size, train, config.augment))
+            made.append(dataset)
+    except RuntimeError as error:
+        if "not found or corrupted" not in str(error):
+            raise
+        raise DatasetNotFoundError(
+            f"{config.name.upper()} not found (or corrupted) in {folder}: expected torchvision's python-format "
+            f"batches there. Put the extracted archive under {root} (data root), or allow download=True where "
+            "the network permits it.") from None
+    return made[0], made[1]
+
+
+def _imagenet(config: DataConfig, size: int) -> tuple[Dataset, Dataset]:
+    root = Path(config.root or "data/imagenet")
+    made = []
+    for split, train in (("train", True), ("val", False)):
+        folder = root / split
+        if not folder.is_dir():
+            raise DatasetNotFoundError(
+                f"ImageNet {split} split not found at {folder}: expected an ImageFolder layout "
+                f"({folder}/<class>/<image>.JPEG). Point the data root at the folder holding train/ and val/.")
+        made.append(tv_datasets.ImageFolder(str(folder), transform=_transforms("imagenet", size, train, config.augment)))
+    return made[0], made[1]
+
+
+def build_datasets(config: DataConfig) -> tuple[Dataset, Dataset, DatasetInfo]:
+    """Train and test datasets with the setting's augmentation, plus class count, channels and size."""
+    native = {"imagenet": 224, "fashion_mnist": 28}.get(config.name, 32)
+    size = config.image_size or native
+    if config.name in ("cifar10", "cifar100"):
+        train, test = _cifar(config, size)
+        in_chans = 3
+    elif config.name == "imagenet":
+        train, test = _imagenet(config, size)
+        in_chans = 3
+    else:
+        root = Path(config.root) if config.root else FASHION_ROOT
+        train = FashionMNIST(root, True, _transforms("fashion_mnist", size, True, config.augment))
+        test = FashionMNIST(root, False, _transforms("fashion_mnist", size, False, config.augment))
+        in_chans = 1
+    train = _subset(train, config.train_subset, config.seed)
+    test = _subset(test, config.test_subset, config.seed + 1)
+    return train, test, DatasetInfo(num_classes=_CLASSES[config.name], in_chans=in_chans, image_size=size)
+
+
+def dataset_root_exists(config: DataConfig) -> bool:
+    """Cheap check for the workflow: is the data there, before any long job starts?"""
+    try:
+        build_datasets(config)
+    except DatasetNotFoundError:
+        return False
+    return True
+

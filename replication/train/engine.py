@@ -1,0 +1,245 @@
+"""Train / evaluate loop: presets, AMP and channels_last on GPU, torchrun DDP, resumable checkpoints.
+
+One process or many (``torchrun --nproc_per_node N -m replication train ...``, one or many nodes):
+the global batch is split evenly across processes and the data order comes from a DistributedSampler
+seeded by (seed, epoch), so N processes see the same global batches as one. On GPUs BatchNorm is
+synchronised (SyncBatchNorm), making N processes equal to one up to reduction order; on CPUs (gloo)
+SyncBatchNorm is unavailable, so each process normalises its own shard and BN models differ slightly. Rank 0 evaluates, writes ``metrics.csv`` (one row per epoch, atomically) and
+``checkpoint.pt`` (atomically, every epoch). A killed run restarted with the same output folder resumes
+after its last finished epoch with the same model, optimizer, scheduler and RNG state.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm.auto import tqdm
+
+from .. import zoo
+from ..data import DataConfig, build_datasets
+from ..results import append_rows_atomic
+from .checkpoint import load_training_checkpoint, restore_rng_state, rng_state, save_atomic
+from .presets import Preset, get_preset
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; stored in the checkpoint and in every metrics row."""
+
+    model: str
+    data: DataConfig = field(default_factory=DataConfig)
+    preset: str = "embedded"
+    overrides: dict[str, Any] = field(default_factory=dict)   # preset fields, e.g. {"epochs": 2}
+    output_dir: str = "runs/default"
+    seed: int = 0
+    device: str = "cuda" if torch.cuda.is_available() else "cpu"
+    amp: bool = True                   # float16 autocast + GradScaler, CUDA only
+    channels_last: bool = True         # CUDA only
+    workers: int = 0
+    sparsity: float = 0.0              # network slimming: L1 factor on BN scale factors
+    max_steps_per_epoch: int | None = None
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    profile: str = "adhoc"
+    resume: bool = True
+
+    @property
+    def recipe(self) -> Preset:
+        return get_preset(self.preset, **self.overrides)
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size), initialising the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+
+
+def _parameter_groups(model: nn.Module, recipe: Preset) -> list[dict[str, Any]]:
+    if not recipe.no_decay_on_norm_and_bias:
+        return [{"params": [p for p in model.parameters() if p.requires_grad]}]
+    decay, no_decay = [], []
+    for param in model.parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim <= 1 else decay).append(param)
+    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, recipe: Preset) -> torch.optim.lr_scheduler.LRScheduler:
+    if recipe.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe.epochs)
+    if recipe.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=recipe.step_size, gamma=recipe.gamma)
+    raise ValueError(f"unknown schedule {recipe.schedule!r} (step or cosine)")
+
+
+def add_bn_l1_subgradient(model: nn.Module, factor: float) -> None:
+    """Network slimming (Liu et al., 2017): add ``factor * sign(gamma)`` to every BN scale's gradient."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.weight is not None \
+                and module.weight.grad is not None:
+            module.weight.grad.add_(factor * torch.sign(module.weight.detach()))
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: DataLoader, device: str, *, channels_last: bool = False,
+             amp: bool = False, progress: bool = False) -> dict[str, float]:
+    """Loss, top-1 and top-5 accuracy (%) over ``loader``."""
+    was_training = model.training
+    model.eval()
+    criterion = nn.CrossEntropyLoss(reduction="sum")
+    total, loss, correct1, correct5 = 0, 0.0, 0, 0
+    autocast = torch.autocast("cuda", dtype=torch.float16, enabled=amp and device.startswith("cuda"))
+    for images, targets in tqdm(loader, desc="eval", leave=False, disable=not progress):
+        images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with autocast:
+            logits = model(images)
+        loss += criterion(logits.float(), targets).item()
+        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        correct1 += (top[:, 0] == targets).sum().item()
+        correct5 += (top == targets[:, None]).any(dim=1).sum().item()
+        total += targets.numel()
+    model.train(was_training)
+    return {"loss": loss / max(total, 1), "top1": 100.0 * correct1 / max(total, 1),
+            "top5": 100.0 * correct5 / max(total, 1), "samples": total}
+
+
+def build_model(config: TrainConfig, num_classes: int, in_chans: int) -> nn.Module:
+    return zoo.create(config.model, num_classes=num_classes, in_chans=in_chans, **config.model_kwargs)
+
+
+def train(config: TrainConfig, model: nn.Module | None = None) -> dict[str, Any]:
+    """Train ``config.model`` (or the given ``model``) and return the last epoch's metrics.
+
+    Returns a dict with ``epoch``, ``train_loss``, ``train_top1``, ``test_loss``, ``top1``, ``top5``,
+    ``seconds`` and the run's context; the same row is the last line of ``metrics.csv``.
+    """
+    rank, world = _distributed()
+    is_main = rank == 0
+    recipe = config.recipe
+    if recipe.batch_size % world:
+        raise ValueError(f"global batch {recipe.batch_size} does not split evenly over {world} processes")
+    seed_everything(config.seed)
+    train_set, test_set, info = build_datasets(config.data)
+    device = config.device
+    if device.startswith("cuda") and world > 1:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        torch.cuda.set_device(device)
+    cuda = device.startswith("cuda")
+    if model is None:
+        model = build_model(config, info.num_classes, info.in_chans)
+    model = model.to(device)
+    channels_last = config.channels_last and cuda
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if world > 1 and cuda:  # SyncBatchNorm is GPU-only; on CPU each process normalises its own shard
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    optimizer = torch.optim.SGD(_parameter_groups(model, recipe), lr=recipe.lr, momentum=recipe.momentum,
+                                weight_decay=recipe.weight_decay)
+    scheduler = _scheduler(optimizer, recipe)
+    scaler = torch.amp.GradScaler("cuda", enabled=config.amp and cuda)
+
+    out = Path(config.output_dir)
+    checkpoint_path, metrics_path = out / "checkpoint.pt", out / "metrics.csv"
+    start_epoch = 0
+    if config.resume and checkpoint_path.exists():
+        state = load_training_checkpoint(checkpoint_path, config.model)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        restore_rng_state(state["rng"])
+        start_epoch = state["epoch"] + 1
+    ddp_model = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+
+    sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=config.seed,
+                                 drop_last=True)
+    loader = DataLoader(train_set, batch_size=recipe.batch_size // world, sampler=sampler, drop_last=True,
+                        num_workers=config.workers, pin_memory=cuda, persistent_workers=config.workers > 0)
+    test_loader = DataLoader(test_set, batch_size=max(recipe.batch_size // world, 64), shuffle=False,
+                             num_workers=config.workers, pin_memory=cuda)
+    criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    context = {"model": config.model, "dataset": config.data.name, "preset": config.preset,
+               "profile": config.profile, "device": device, "world_size": world, "global_batch": recipe.batch_size,
+               "epochs": recipe.epochs, "seed": config.seed, "sparsity": config.sparsity,
+               "train_samples": len(train_set), "test_samples": len(test_set), "image_size": info.image_size,
+               "amp": config.amp and cuda, "torch_version": torch.__version__}
+    last: dict[str, Any] = {}
+    for epoch in range(start_epoch, recipe.epochs):
+        sampler.set_epoch(epoch)
+        ddp_model.train()
+        started, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
+        steps = len(loader) if config.max_steps_per_epoch is None else min(len(loader), config.max_steps_per_epoch)
+        bar = tqdm(loader, total=steps, desc=f"epoch {epoch + 1}/{recipe.epochs}", disable=not is_main, leave=False)
+        for step, (images, targets) in enumerate(bar):
+            if step >= steps:
+                break
+            images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+            if channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cuda", dtype=torch.float16, enabled=config.amp and cuda):
+                logits = ddp_model(images)
+                loss = criterion(logits, targets)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if config.sparsity:
+                scaler.unscale_(optimizer)
+                add_bn_l1_subgradient(model, config.sparsity)
+            scaler.step(optimizer)
+            scaler.update()
+            if not math.isfinite(loss.item()):
+                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}")
+            seen += targets.numel()
+            loss_sum += loss.item() * targets.numel()
+            correct += (logits.argmax(1) == targets).sum().item()
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}")
+        lr = optimizer.param_groups[0]["lr"]
+        scheduler.step()
+        seconds = time.perf_counter() - started
+        if is_main:
+            metrics = evaluate(model, test_loader, device, channels_last=channels_last, amp=config.amp)
+            last = {**context, "epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / max(seen, 1),
+                    "train_top1": 100.0 * correct / max(seen, 1), "test_loss": metrics["loss"],
+                    "top1": metrics["top1"], "top5": metrics["top5"], "seconds": seconds,
+                    "train_images_per_sec": seen * world / seconds}
+            append_rows_atomic([last], metrics_path)
+            save_atomic({"model_name": config.model, "epoch": epoch, "model": model.state_dict(),
+                         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                         "scaler": scaler.state_dict(), "rng": rng_state(), "config": _plain(asdict(config))},
+                        checkpoint_path)
+        if world > 1:
+            dist.barrier()
+    if not last and is_main and metrics_path.exists():
+        import pandas as pd
+
+        last = pd.read_csv(metrics_path).iloc[-1].to_dict()  # already finished: report the last row
+    return last
+
+
+def _plain(value: Any) -> Any:
+    """Config as plain Python values, so the checkpoint stays loadable with weights_only=True."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)

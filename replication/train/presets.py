@@ -1,0 +1,54 @@
+"""Named training recipes of the paper's settings (hyper-parameters only; data and model are separate)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class Preset:
+    epochs: int
+    batch_size: int                 # global batch, split across DDP processes
+    lr: float
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "step"          # "step" (x gamma every step_size epochs) or "cosine"
+    step_size: int = 60
+    gamma: float = 0.1
+    no_decay_on_norm_and_bias: bool = False
+    label_smoothing: float = 0.0
+    description: str = ""
+
+
+PRESETS: dict[str, Preset] = {
+    # Paper section 4.1 (depth study, Figure 5).
+    "cifar_depth_study": Preset(epochs=200, batch_size=256, lr=0.1, weight_decay=5e-4, schedule="step", step_size=60,
+                                description="paper 4.1: batch 256, SGD lr 0.1, momentum 0.9, wd 5e-4, 200 epochs, "
+                                            "lr x0.1 every 60 epochs"),
+    # The official code's CIFAR recipe (Tables 1-2 CIFAR rows, pruning).
+    "cifar_official": Preset(epochs=200, batch_size=128, lr=0.1, weight_decay=5e-4, schedule="cosine",
+                             description="official code: batch 128, SGD lr 0.1, wd 5e-4, cosine, 200 epochs"),
+    # RepVGG's ImageNet recipe as the official code uses it (Table 1 ImageNet rows, Table 3).
+    "imagenet_repvgg": Preset(epochs=120, batch_size=256, lr=0.1, weight_decay=1e-4, schedule="cosine",
+                              no_decay_on_norm_and_bias=True,
+                              description="RepVGG / official code: 120 epochs, batch 256, lr 0.1 cosine, wd 1e-4 "
+                                          "(none on BN and bias)"),
+    # Fine-tuning after conversion (Appendix A.3); the paper plots 200 epochs.
+    "cifar_finetune": Preset(epochs=200, batch_size=128, lr=0.01, weight_decay=5e-4, schedule="cosine",
+                             description="fine-tuning a converted model: lr 0.01 cosine, 200 epochs"),
+    # Embedded default: minutes on a laptop CPU. Not a paper setting.
+    "embedded": Preset(epochs=3, batch_size=64, lr=0.05, weight_decay=5e-4, schedule="cosine",
+                       description="embedded default (CPU, minutes): 3 epochs, batch 64, lr 0.05 cosine; "
+                                   "NOT a paper setting"),
+}
+
+
+def get_preset(name: str, **overrides: object) -> Preset:
+    """A preset by name, with fields overridden (e.g. ``epochs=2``); unknown names and fields are named."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown training preset {name!r}; choose from {', '.join(PRESETS)}")
+    preset = PRESETS[name]
+    unknown = set(overrides) - set(preset.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown preset field(s) {', '.join(sorted(unknown))} for preset {name!r}")
+    return replace(preset, **overrides)
