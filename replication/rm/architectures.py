@@ -12,6 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import nn
 
 from .activations import is_supported_activation
@@ -74,10 +75,20 @@ def _shortcut(downsample: nn.Module | None, path: str) -> ConvBN | None:
     parts = list(downsample.children()) if isinstance(downsample, nn.Sequential) else [downsample]
     if (len(parts) == 2 and isinstance(parts[0], nn.Conv2d) and isinstance(parts[1], nn.BatchNorm2d)):
         return ConvBN(parts[0], parts[1])
+    if len(parts) == 1 and isinstance(parts[0], nn.BatchNorm2d):  # BN on an identity shortcut (slimming)
+        return ConvBN(identity_conv(parts[0]), parts[0])
     names = ", ".join(type(p).__name__ for p in parts)
     raise UnsupportedModuleError(f"{path}.downsample", downsample,
                                  f"only a conv+BN projection shortcut is supported, found [{names}] "
                                  "(average-pool or anti-aliased downsampling has no exact RM form yet)")
+
+
+def identity_conv(bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """A 1x1 conv that copies its input, so a BN-only shortcut is a conv+BN projection like any other."""
+    conv = nn.Conv2d(bn.num_features, bn.num_features, 1, bias=False, dtype=bn.weight.dtype, device=bn.weight.device)
+    with torch.no_grad():
+        conv.weight.copy_(torch.eye(bn.num_features, dtype=bn.weight.dtype).view_as(conv.weight))
+    return conv
 
 
 def resnet_block_branch(block: nn.Module, path: str) -> ResidualBranch:

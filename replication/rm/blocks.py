@@ -78,7 +78,9 @@ def _widened(unit: ConvBN, weight: torch.Tensor, groups: int, reserved: int) -> 
             bias = torch.cat([unit.conv.bias.detach(), weight.new_zeros(reserved)])
         return ConvBN(new_conv(weight, bias, unit.conv, groups=groups), None)
     reserved_bn = identity_batchnorm(reserved, eps=unit.bn.eps, like=weight)
-    return ConvBN(new_conv(weight, None, unit.conv, groups=groups), concat_batchnorms(unit.bn, reserved_bn))
+    bn = concat_batchnorms(unit.bn, reserved_bn)
+    bn.rm_reserved = (unit.bn.num_features, bn.num_features)  # identity channels, for fine-tuning calibration
+    return ConvBN(new_conv(weight, None, unit.conv, groups=groups), bn)
 
 
 def reserve_input(unit: ConvBN, channels: int, path: str) -> ConvBN:
