@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -117,6 +118,7 @@ def run_train(args: argparse.Namespace) -> int:
     config = TrainConfig(model=args.model, data=data, preset=args.preset, overrides=overrides,
                          output_dir=str(args.output_dir), seed=args.seed, workers=args.workers,
                          sparsity=args.sparsity, profile=args.profile, resume=not args.no_resume,
+                         model_kwargs=json.loads(args.model_kwargs),
                          **({"device": args.device} if args.device else {}))
     last = train(config)
     if last:
@@ -181,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--dataset", default="fashion_mnist", choices=("cifar10", "cifar100", "imagenet", "fashion_mnist"))
     fit.add_argument("--data-root", help="dataset folder (default: the dataset's usual place)")
     fit.add_argument("--download", action="store_true", help="download CIFAR if missing (needs network)")
+    fit.add_argument("--model-kwargs", default="{}", help='JSON constructor kwargs, e.g. \'{"channels": [16, 32, 64, 128]}\'')
     fit.add_argument("--preset", default="embedded")
     fit.add_argument("--epochs", type=int)
     fit.add_argument("--batch-size", type=int, help="global batch (split over torchrun processes)")

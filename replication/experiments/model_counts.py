@@ -44,7 +44,7 @@ def run(output: str | Path, rows: Iterable[PaperRow] = PAPER_ROWS) -> pd.DataFra
     records = []
     cache: dict[tuple[str, int, int], list[dict[str, object]]] = {}
     rows = list(rows)
-    for row in tqdm(rows, desc="counting params and MACs", unit="model"):
+    for row in tqdm(rows, desc="counting params and MACs", unit="model", disable=None):
         key = (row.model, row.num_classes, row.input_size)
         if key not in cache:
             cache[key] = count_model(*key)

@@ -92,7 +92,7 @@ def run(output: str | os.PathLike, rows: list[TimingRow], base: ThroughputConfig
     cpu_peak = (peak, peak_source) if base.device == "cpu" and base.dtype == "float32" else None
     if onnx and cpu_peak is None:
         cpu_peak = peak_flops("cpu", device_name("cpu"), "float32")
-    for row in tqdm(rows, desc="throughput", unit="model"):
+    for row in tqdm(rows, desc="throughput", unit="model", disable=None):
         config = replace(base, input_size=(3, row.paper.input_size, row.paper.input_size))
         torch.manual_seed(0)
         model = zoo.create(row.paper.model, num_classes=row.paper.num_classes).eval()

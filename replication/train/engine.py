@@ -48,6 +48,7 @@ class TrainConfig:
     workers: int = 0
     sparsity: float = 0.0              # network slimming: L1 factor on BN scale factors
     max_steps_per_epoch: int | None = None
+    shortcut_batchnorms: bool = False  # BN on identity shortcuts, for network slimming through RM
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     profile: str = "adhoc"
     resume: bool = True
@@ -123,7 +124,12 @@ def evaluate(model: nn.Module, loader: DataLoader, device: str, *, channels_last
 
 
 def build_model(config: TrainConfig, num_classes: int, in_chans: int) -> nn.Module:
-    return zoo.create(config.model, num_classes=num_classes, in_chans=in_chans, **config.model_kwargs)
+    model = zoo.create(config.model, num_classes=num_classes, in_chans=in_chans, **config.model_kwargs)
+    if config.shortcut_batchnorms:
+        from ..prune import add_shortcut_batchnorms_
+
+        add_shortcut_batchnorms_(model)
+    return model
 
 
 def train(config: TrainConfig, model: nn.Module | None = None) -> dict[str, Any]:
@@ -181,6 +187,7 @@ def train(config: TrainConfig, model: nn.Module | None = None) -> dict[str, Any]
                "profile": config.profile, "device": device, "world_size": world, "global_batch": recipe.batch_size,
                "epochs": recipe.epochs, "seed": config.seed, "sparsity": config.sparsity,
                "train_samples": len(train_set), "test_samples": len(test_set), "image_size": info.image_size,
+               "num_classes": info.num_classes, "in_chans": info.in_chans,
                "amp": config.amp and cuda, "torch_version": torch.__version__}
     last: dict[str, Any] = {}
     for epoch in range(start_epoch, recipe.epochs):
@@ -188,7 +195,9 @@ def train(config: TrainConfig, model: nn.Module | None = None) -> dict[str, Any]
         ddp_model.train()
         started, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
         steps = len(loader) if config.max_steps_per_epoch is None else min(len(loader), config.max_steps_per_epoch)
-        bar = tqdm(loader, total=steps, desc=f"epoch {epoch + 1}/{recipe.epochs}", disable=not is_main, leave=False)
+        # disable=None: a bar on a terminal, none in log files
+        bar = tqdm(loader, total=steps, desc=f"epoch {epoch + 1}/{recipe.epochs}", leave=False,
+                   disable=None if is_main else True)
         for step, (images, targets) in enumerate(bar):
             if step >= steps:
                 break

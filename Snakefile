@@ -1,0 +1,335 @@
+"""RMNet replication workflow: every experiment to results/<profile>/**.csv, every table and figure
+regenerated from those CSVs alone into figures/<profile>/.
+
+    snakemake --cores 8                                   # embedded default (CPU, minutes)
+    snakemake --cores 8 --configfile config/paper.yaml    # the paper's settings (GPUs, days)
+    snakemake --profile profiles/slurm --configfile config/paper.yaml   # on a SLURM cluster
+    snakemake --report report.html                        # self-contained HTML report
+"""
+
+import json
+import os
+import shlex
+
+from replication import workflow_steps as steps
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version, validate
+
+min_version("8.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "config/schema.yaml")
+
+
+report: "workflow/report/workflow.rst"
+
+
+PROFILE = config["profile"]
+RESULTS = f"results/{PROFILE}"
+RUNS = f"runs/{PROFILE}"
+FIGURES = f"figures/{PROFILE}"
+LOGS = f"logs/{PROFILE}"
+BENCH = f"benchmarks/{PROFILE}"
+DATASETS = config["datasets"]
+EXP = config["experiments"]
+GPU = {"gpu": 1} if str(config["throughput"].get("device", "cpu")).startswith("cuda") else {}
+
+wildcard_constraints:
+    dataset="[a-z0-9_]+",
+    run="[A-Za-z0-9_]+",
+    mode="bn|fused",
+
+
+def training_payload(wildcards):
+    """The run's spec and the shared settings, as one JSON argument for the training entry point."""
+    training = dict(config["training"])
+    if wildcards.dataset == "imagenet":
+        training["preset"] = training.get("imagenet_preset", "imagenet_repvgg")
+    payload = {"run": config["runs"][wildcards.run], "data": config["data"], "training": training,
+               "profile": PROFILE}
+    return shlex.quote(json.dumps(payload))
+
+
+def metrics_of(runs, dataset):
+    return [f"{RESULTS}/train/{dataset}/{run}/metrics.csv" for run in runs]
+
+
+def table3_datasets():
+    return ["imagenet"] if config.get("imagenet") else DATASETS
+
+
+FIGURE_FILES = [
+    f"{FIGURES}/fig5_depth_study.png",
+    f"{FIGURES}/fig7_ablation.png",
+    f"{FIGURES}/roofline.png",
+    *expand(f"{FIGURES}/fig6_pruning_{{dataset}}.png", dataset=DATASETS),
+    *expand(f"{FIGURES}/fig9_finetune_{{dataset}}.png", dataset=DATASETS),
+]
+TABLE_FILES = [
+    f"{FIGURES}/tables/counts_vs_paper.md",
+    f"{FIGURES}/tables/throughput.md",
+    f"{FIGURES}/tables/table4_structure.md",
+    *expand(f"{FIGURES}/tables/table1_{{dataset}}.md", dataset=DATASETS),
+    *expand(f"{FIGURES}/tables/table2_{{dataset}}.md", dataset=DATASETS),
+    *expand(f"{FIGURES}/tables/table3_{{dataset}}.md", dataset=table3_datasets()),
+]
+
+
+onstart:
+    # A missing dataset stops the run here, with the data layer's message, before any long job starts.
+    from replication.data.datasets import DatasetNotFoundError, build_datasets
+    from replication.experiments.training_runs import data_config
+
+    for name in DATASETS + (["imagenet"] if config.get("imagenet") else []):
+        try:
+            build_datasets(data_config(config["data"], name))
+        except DatasetNotFoundError as error:
+            raise WorkflowError(str(error))
+
+
+rule all:
+    input:
+        FIGURE_FILES,
+        TABLE_FILES,
+
+
+rule counts:
+    output:
+        counts=f"{RESULTS}/counts/model_counts.csv",
+        comparison=f"{RESULTS}/counts/counts_vs_paper.csv",
+        table=report(f"{FIGURES}/tables/counts_vs_paper.md", category="Tables", caption="workflow/report/counts.rst"),
+    log:
+        f"{LOGS}/counts.log",
+    benchmark:
+        f"{BENCH}/counts.tsv"
+    run:
+        steps.counts(output.counts, output.comparison, output.table)
+
+
+rule throughput:
+    output:
+        f"{RESULTS}/throughput/throughput.csv",
+    log:
+        f"{LOGS}/throughput.log",
+    benchmark:
+        f"{BENCH}/throughput.tsv"
+    threads: workflow.cores  # timing runs alone: no other job shares the CPU
+    resources:
+        **GPU,
+    run:
+        steps.throughput(output[0], config, PROFILE, threads)
+
+
+rule throughput_report:
+    input:
+        rules.throughput.output,
+    output:
+        table=report(f"{FIGURES}/tables/throughput.md", category="Tables"),
+        roofline=report(f"{FIGURES}/roofline.png", category="Figures", caption="workflow/report/roofline.rst"),
+        roofline_pdf=f"{FIGURES}/roofline.pdf",
+    log:
+        f"{LOGS}/throughput_report.log",
+    run:
+        steps.throughput_report(input[0], output.table, output.roofline)
+
+
+rule train:
+    output:
+        metrics=f"{RESULTS}/train/{{dataset}}/{{run}}/metrics.csv",
+        checkpoint=f"{RUNS}/{{dataset}}/{{run}}/checkpoint.pt",
+    log:
+        f"{LOGS}/train/{{dataset}}/{{run}}.log",
+    benchmark:
+        f"{BENCH}/train/{{dataset}}/{{run}}.tsv"
+    threads: 1
+    resources:
+        **({"gpu": 1} if str(config["training"].get("device") or "").startswith("cuda") else {}),
+    conda:
+        "environment.yml"
+    params:
+        payload=training_payload,
+        launcher=config["training"].get("launcher", "python"),
+        checkpoint_dir=lambda wildcards, output: os.path.dirname(output.checkpoint),
+    shell:
+        "{params.launcher} -m replication.experiments train-run --payload {params.payload} "
+        "--dataset {wildcards.dataset} --metrics {output.metrics} --checkpoint-dir {params.checkpoint_dir} "
+        "--threads {threads} > {log} 2>&1"
+
+
+rule summary:
+    input:
+        lambda wildcards: metrics_of(EXP[wildcards.experiment], wildcards.dataset),
+    output:
+        f"{RESULTS}/{{experiment}}/{{dataset}}/summary.csv",
+    log:
+        f"{LOGS}/summary/{{experiment}}_{{dataset}}.log",
+    wildcard_constraints:
+        experiment="sota|depth_study|table3|imagenet_sota",
+    run:
+        from replication.experiments.training_runs import summarize
+
+        summarize(list(input), config["runs"], output[0])
+
+
+rule accuracy_tables:
+    input:
+        sota=f"{RESULTS}/sota/{{dataset}}/summary.csv",
+    output:
+        table1=report(f"{FIGURES}/tables/table1_{{dataset}}.md", category="Tables"),
+        table1_tex=f"{FIGURES}/tables/table1_{{dataset}}.tex",
+    log:
+        f"{LOGS}/tables/table1_{{dataset}}.log",
+    run:
+        from replication.report.tables import accuracy_table
+
+        accuracy_table(input.sota, "table1_sota", output.table1[: -len(".md")],
+                       f"Table 1 ({wildcards.dataset}): accuracy, params, MACs")
+
+
+rule table3:
+    input:
+        f"{RESULTS}/table3/{{dataset}}/summary.csv",
+    output:
+        table=report(f"{FIGURES}/tables/table3_{{dataset}}.md", category="Tables"),
+        tex=f"{FIGURES}/tables/table3_{{dataset}}.tex",
+    log:
+        f"{LOGS}/tables/table3_{{dataset}}.log",
+    run:
+        from replication.report.tables import accuracy_table
+
+        accuracy_table(input[0], "table3_repvgg_vs_resnet", output.table[: -len(".md")],
+                       f"Table 3 ({wildcards.dataset}): ResNet vs RepVGG of the same depth and width")
+
+
+rule table4:
+    output:
+        report(f"{FIGURES}/tables/table4_structure.md", category="Tables"),
+    log:
+        f"{LOGS}/tables/table4.log",
+    run:
+        from replication.report.tables import structure_table
+
+        structure_table(output[0][: -len(".md")])
+
+
+rule mobilenet:
+    input:
+        v2=f"{RUNS}/{{dataset}}/{EXP['mobilenet']['v2']}/checkpoint.pt",
+        v1=f"{RUNS}/{{dataset}}/{EXP['mobilenet']['v1']}/checkpoint.pt",
+    output:
+        f"{RESULTS}/mobilenet/{{dataset}}.csv",
+    log:
+        f"{LOGS}/mobilenet/{{dataset}}.log",
+    run:
+        steps.mobilenet(input.v2, input.v1, output[0], wildcards.dataset, config, PROFILE)
+
+
+rule mobilenet_table:
+    input:
+        f"{RESULTS}/mobilenet/{{dataset}}.csv",
+    output:
+        table=report(f"{FIGURES}/tables/table2_{{dataset}}.md", category="Tables"),
+        tex=f"{FIGURES}/tables/table2_{{dataset}}.tex",
+    log:
+        f"{LOGS}/tables/table2_{{dataset}}.log",
+    run:
+        from replication.report.tables import mobilenet_table
+
+        mobilenet_table([input[0]], output.table[: -len(".md")])
+
+
+rule pruning:
+    input:
+        f"{RUNS}/{{dataset}}/{EXP['pruning']['run']}/checkpoint.pt",
+    output:
+        f"{RESULTS}/pruning/{{dataset}}.csv",
+    log:
+        f"{LOGS}/pruning/{{dataset}}.log",
+    threads: workflow.cores  # includes timing
+    resources:
+        **GPU,
+    run:
+        steps.pruning(input[0], output[0], wildcards.dataset, config, PROFILE, threads)
+
+
+rule pruning_figure:
+    input:
+        f"{RESULTS}/pruning/{{dataset}}.csv",
+    output:
+        png=report(f"{FIGURES}/fig6_pruning_{{dataset}}.png", category="Figures"),
+        pdf=f"{FIGURES}/fig6_pruning_{{dataset}}.pdf",
+    log:
+        f"{LOGS}/figures/fig6_{{dataset}}.log",
+    run:
+        from replication.report import figures
+
+        figures.pruning(input[0], output.png[: -len(".png")])
+
+
+rule finetune:
+    input:
+        f"{RUNS}/{{dataset}}/{EXP['finetune']['base']}/checkpoint.pt",
+    output:
+        metrics=f"{RESULTS}/finetune/{{dataset}}/{{mode}}/metrics.csv",
+        checkpoint=f"{RUNS}/{{dataset}}/finetune_{{mode}}/checkpoint.pt",
+    log:
+        f"{LOGS}/finetune/{{dataset}}_{{mode}}.log",
+    threads: 1
+    run:
+        steps.finetune(input[0], output.metrics, output.checkpoint, wildcards.mode, wildcards.dataset, config, PROFILE)
+
+
+rule finetune_figure:
+    input:
+        base=f"{RESULTS}/train/{{dataset}}/{EXP['finetune']['base']}/metrics.csv",
+        modes=expand(f"{RESULTS}/finetune/{{{{dataset}}}}/{{mode}}/metrics.csv", mode=EXP["finetune"]["modes"]),
+    output:
+        png=report(f"{FIGURES}/fig9_finetune_{{dataset}}.png", category="Figures"),
+        pdf=f"{FIGURES}/fig9_finetune_{{dataset}}.pdf",
+    log:
+        f"{LOGS}/figures/fig9_{{dataset}}.log",
+    run:
+        steps.finetune_figure(input.base, list(input.modes), output.png)
+
+
+rule depth_figure:
+    input:
+        expand(f"{RESULTS}/depth_study/{{dataset}}/summary.csv", dataset=DATASETS),
+    output:
+        png=report(f"{FIGURES}/fig5_depth_study.png", category="Figures"),
+        pdf=f"{FIGURES}/fig5_depth_study.pdf",
+        csv=f"{RESULTS}/depth_study/all_datasets.csv",
+    log:
+        f"{LOGS}/figures/fig5.log",
+    run:
+        steps.depth_figure(list(input), output.csv, output.png)
+
+
+rule ablation:
+    output:
+        f"{RESULTS}/ablation/speed.csv",
+    log:
+        f"{LOGS}/ablation.log",
+    threads: workflow.cores  # timing runs alone
+    resources:
+        **GPU,
+    run:
+        steps.ablation(output[0], config, PROFILE, threads)
+
+
+rule ablation_figure:
+    input:
+        rules.ablation.output,
+    output:
+        png=report(f"{FIGURES}/fig7_ablation.png", category="Figures"),
+        pdf=f"{FIGURES}/fig7_ablation.pdf",
+    log:
+        f"{LOGS}/figures/fig7.log",
+    run:
+        from replication.report import figures
+
+        figures.ablation(input[0], output.png[: -len(".png")])

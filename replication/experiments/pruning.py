@@ -1,0 +1,48 @@
+"""Figure 6: accuracy vs speed and vs pruned-parameter ratio, ResNet-18 (Torch-Pruning under residual
+constraints) vs RMNet-18 (RM + network slimming), at each threshold, from one sparsity-trained model.
+Accuracies are measured right after pruning (no fine-tuning)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pandas as pd
+from torch.utils.data import DataLoader
+
+from ..data import build_datasets
+from ..measure import count_macs, count_params
+from ..measure.throughput import ThroughputConfig, measure_throughput
+from ..prune import slim_and_prune
+from ..prune.baseline import prune_resnet_baseline
+from ..results import write_csv_atomic
+from ..train import evaluate
+from .training_runs import data_config, load_trained
+
+
+def run(sparse_run: dict[str, Any], checkpoint: str | os.PathLike, *, thresholds: list[float], dataset: str,
+        data: dict[str, Any], speed: dict[str, Any], profile: str, output: str | os.PathLike) -> pd.DataFrame:
+    model = load_trained(sparse_run, checkpoint)
+    _, test_set, info = build_datasets(data_config(data, dataset))
+    loader = DataLoader(test_set, batch_size=128)
+    size = (info.in_chans, info.image_size, info.image_size)
+    config = ThroughputConfig(batch_size=speed["batch_size"], input_size=size, warmup=speed["warmup"],
+                              iters=speed["iters"], repeats=speed["repeats"], device=speed.get("device", "cpu"))
+    original = count_params(model)
+    rows = []
+    for threshold in thresholds:
+        _, rmnet, report = slim_and_prune(model, threshold)
+        resnet, _ = prune_resnet_baseline(model, threshold, size)
+        for method, pruned in (("RMNet 18 (RM + slimming)", rmnet), ("ResNet 18 (Torch-Pruning)", resnet)):
+            accuracy = evaluate(pruned, loader, "cpu")
+            speed_result = measure_throughput(pruned, config)
+            rows.append({"profile": profile, "dataset": dataset, "method": method, "threshold": threshold,
+                         "params": count_params(pruned), "params_original": original,
+                         "pruned_params_ratio": 1 - count_params(pruned) / original,
+                         "macs": count_macs(pruned, size), "top1": accuracy["top1"],
+                         "images_per_sec": speed_result.images_per_sec, "device": config.device,
+                         "batch_size": config.batch_size, "masked_channels": report.masked_channels,
+                         "total_channels": report.total_channels})
+    frame = pd.DataFrame(rows)
+    write_csv_atomic(frame, output)
+    return frame

@@ -1,0 +1,94 @@
+"""Training runs of the accuracy experiments (Tables 1-3, Figures 5, 6, 9), driven by the workflow config.
+
+A run is named in the config (``runs: {name: {model, model_kwargs, sparsity, ...}}``) and trained on a
+dataset; its metrics land in ``<results>/train/<dataset>/<run>/metrics.csv`` and its checkpoint in
+``<runs>/<dataset>/<run>/checkpoint.pt``. Summaries join the last epoch of every run with its params and
+MACs, and label every row with the profile and data setting, so an embedded result is never mistaken
+for the paper's setting.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from .. import zoo
+from ..data import DataConfig
+from ..measure import count_macs, count_params
+from ..results import write_csv_atomic
+from ..train import TrainConfig, train
+
+
+def data_config(data: dict[str, Any], dataset: str, seed: int = 0) -> DataConfig:
+    """The DataConfig of ``dataset`` under the workflow's ``data`` section."""
+    roots = data.get("roots", {}) or {}
+    return DataConfig(name=dataset, root=roots.get(dataset), image_size=data.get("image_size"),
+                      train_subset=data.get("train_subset"), test_subset=data.get("test_subset"),
+                      download=bool(data.get("download", False)), seed=seed)
+
+
+def train_run(run: dict[str, Any], *, dataset: str, data: dict[str, Any], training: dict[str, Any], profile: str,
+              metrics_csv: str | os.PathLike, checkpoint_dir: str | os.PathLike, threads: int | None = None) -> None:
+    """Train one configured run and copy its metrics to ``metrics_csv`` (resumes if interrupted)."""
+    if threads:
+        torch.set_num_threads(threads)
+    overrides = {**training.get("overrides", {}), **run.get("overrides", {})}
+    config = TrainConfig(model=run["model"], data=data_config(data, dataset, training.get("seed", 0)),
+                         preset=run.get("preset", training.get("preset", "embedded")), overrides=overrides,
+                         output_dir=str(checkpoint_dir), seed=training.get("seed", 0),
+                         sparsity=float(run.get("sparsity", 0.0)), model_kwargs=run.get("model_kwargs", {}),
+                         shortcut_batchnorms=bool(run.get("shortcut_batchnorms", False)),
+                         workers=training.get("workers", 0), profile=profile,
+                         **({"device": training["device"]} if training.get("device") else {}))
+    train(config)
+    Path(metrics_csv).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Path(checkpoint_dir) / "metrics.csv", metrics_csv)
+
+
+def load_trained(run: dict[str, Any], checkpoint_dir: str | os.PathLike) -> torch.nn.Module:
+    """The trained model of a run, rebuilt from its spec and its checkpoint (weights_only load)."""
+    from ..train.checkpoint import load_training_checkpoint
+
+    state = load_training_checkpoint(Path(checkpoint_dir) / "checkpoint.pt", run["model"])
+    config = state["config"]
+    model = zoo.create(run["model"], num_classes=_num_classes(config), in_chans=_in_chans(state),
+                       **run.get("model_kwargs", {}))
+    if run.get("shortcut_batchnorms"):
+        from ..prune import add_shortcut_batchnorms_
+
+        add_shortcut_batchnorms_(model)
+    model.load_state_dict(state["model"])
+    return model.eval()
+
+
+def _num_classes(config: dict[str, Any]) -> int:
+    return {"cifar100": 100, "imagenet": 1000}.get(config["data"]["name"], 10)
+
+
+def _in_chans(state: dict[str, Any]) -> int:
+    first = next(v for k, v in state["model"].items() if k.endswith("weight") and v.ndim == 4)
+    return int(first.shape[1])
+
+
+def summarize(metrics_files: list[str], runs: dict[str, dict[str, Any]], output: str | os.PathLike) -> pd.DataFrame:
+    """Last epoch of every run, with its params and MACs (training form), one row per run."""
+    rows = []
+    for path in metrics_files:
+        path = Path(path)
+        run_name, dataset = path.parent.name, path.parent.parent.name
+        last = pd.read_csv(path).iloc[-1].to_dict()
+        spec = runs[run_name]
+        in_chans, size = int(last["in_chans"]), int(last["image_size"])
+        model = zoo.create(spec["model"], num_classes=int(last["num_classes"]), in_chans=in_chans,
+                           **spec.get("model_kwargs", {}))
+        rows.append({"run": run_name, "dataset_key": dataset, "label": spec.get("label", run_name),
+                     "params": count_params(model), "macs": count_macs(model.eval(), (in_chans, size, size)),
+                     **last})
+    frame = pd.DataFrame(rows)
+    write_csv_atomic(frame, output)
+    return frame

@@ -1,0 +1,89 @@
+"""The paper's tables regenerated from results CSVs alone, as Markdown and LaTeX, each with the paper's
+value, ours and the difference where the paper has a number for the same row."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from ..paper import reported, table4_text
+
+
+def write_table(frame: pd.DataFrame, stem: str | os.PathLike, title: str, note: str = "") -> list[Path]:
+    """``<stem>.md`` and ``<stem>.tex`` (atomic writes)."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    markdown = f"# {title}\n\n{note}\n\n{frame.to_markdown(index=False, floatfmt='.4g')}\n"
+    latex = frame.to_latex(index=False, float_format="%.4g", caption=title, escape=True)
+    paths = []
+    for suffix, text in ((".md", markdown), (".tex", latex)):
+        path = stem.with_suffix(suffix)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+        paths.append(path)
+    return paths
+
+
+def _context_note(frame: pd.DataFrame) -> str:
+    profiles = ", ".join(sorted(map(str, frame["profile"].dropna().unique()))) if "profile" in frame else "?"
+    return (f"Profile: {profiles}. Embedded-profile rows come from small models on Fashion-MNIST subsets on a "
+            "CPU: they show the pipeline works, not the paper's accuracy.")
+
+
+PAPER_DATASET = {"cifar10": "CIFAR10", "cifar100": "CIFAR100", "imagenet": "ImageNet"}
+
+
+def accuracy_table(summary_csv: str | os.PathLike, paper_table: str, stem: str | os.PathLike, title: str) -> pd.DataFrame:
+    """Our accuracy / params / MACs per run beside the paper's accuracy for the same backbone.
+
+    Runs on CIFAR / ImageNet are set beside the paper's row of that dataset; Fashion-MNIST runs (embedded
+    default) beside the paper's CIFAR-10 row, for orientation only.
+    """
+    summary = pd.read_csv(summary_csv)
+    paper = reported(paper_table).set_index(["dataset", "backbone"])["top1_acc"]
+    rows = []
+    for r in summary.itertuples():
+        key = (PAPER_DATASET.get(r.dataset, "CIFAR10"), r.label)
+        paper_top1 = float(paper[key]) if key in paper.index else float("nan")
+        rows.append({"dataset": r.dataset, "model": r.label, "run": r.run, "params_m": r.params / 1e6,
+                     "macs_g": r.macs / 1e9, "epochs": r.epoch, "top1_ours": r.top1,
+                     "paper_dataset": key[0], "top1_paper": paper_top1, "difference": r.top1 - paper_top1})
+    out = pd.DataFrame(rows)
+    write_table(out, stem, title, _context_note(summary) + " The paper column is the paper's setting "
+                "(full CIFAR / ImageNet, full width, 120-200 epochs); compare only like with like.")
+    return out
+
+
+def mobilenet_table(csv_files: list[str], stem: str | os.PathLike) -> pd.DataFrame:
+    ours = pd.concat([pd.read_csv(path) for path in csv_files], ignore_index=True)
+    paper = reported("table2_mobilenet")
+    ours["dataset_upper"] = ours["dataset"].str.upper().str.replace("_", "-")
+    out = pd.DataFrame({"dataset": ours["dataset"], "backbone": ours["backbone"], "initial": ours["initial"],
+                        "trained": ours["trained"], "macs_m": ours["macs"] / 1e6, "top1_ours": ours["top1"]})
+    paper_cols = paper.set_index("backbone")[["flops_m", "top1_acc"]].groupby(level=0).first()
+    out = out.join(paper_cols, on="backbone").rename(columns={"flops_m": "macs_m_paper (CIFAR)",
+                                                              "top1_acc": "top1_paper (CIFAR-10)"})
+    write_table(out, stem, "Table 2: MobileNetV2 -> RMNetV1 -> MobileNetV1", _context_note(ours) +
+                " RMNetV1 is the trained MobileNetV2 converted without training: its accuracy must equal V2's.")
+    return out
+
+
+def structure_table(stem: str | os.PathLike) -> list[Path]:
+    """Table 4: the deploy structure of RMNet 26x3_32 (CIFAR-10) printed by this project, beside the paper's."""
+    import timm
+
+    from .. import rm
+
+    plain = rm.convert(timm.create_model("rmnet26x3_32_cifar", num_classes=10).eval())
+    ours, theirs = repr(plain).splitlines(), table4_text().strip().splitlines()
+    width = max(map(len, ours))
+    lines = [f"{a:<{width}}  |  {b}" for a, b in zip(ours, theirs + [""] * (len(ours) - len(theirs)))]
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    text = "# Table 4: RMNet 26x3_32 deploy structure (ours | paper)\n\n```\n" + "\n".join(lines) + "\n```\n"
+    path = stem.with_suffix(".md")
+    path.write_text(text)
+    return [path]

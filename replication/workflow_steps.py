@@ -1,0 +1,99 @@
+"""What each Snakefile rule does, one function per rule, so the rules stay thin.
+
+Every function takes the rule's files and the workflow config; all real work is in
+``replication.experiments`` (results CSVs) and ``replication.report`` (tables and figures).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pandas as pd
+import torch
+
+from .experiments import ablation as ablation_experiment
+from .experiments import finetune as finetune_experiment
+from .experiments import mobilenet as mobilenet_experiment
+from .experiments import pruning as pruning_experiment
+from .experiments import throughput as throughput_experiment
+from .measure.throughput import ThroughputConfig
+from .report import figures
+from .results import write_csv_atomic
+
+
+def _stem(path: str, suffix: str) -> str:
+    return path[: -len(suffix)]
+
+
+def _threads(threads: int) -> None:
+    torch.set_num_threads(max(1, min(threads, os.cpu_count() or 1)))
+
+
+def throughput(output: str, config: dict[str, Any], profile: str, threads: int) -> None:
+    _threads(threads)
+    speed = config["throughput"]
+    base = ThroughputConfig(batch_size=speed["batch_size"], warmup=speed["warmup"], iters=speed["iters"],
+                            repeats=speed["repeats"], device=speed.get("device", "cpu"),
+                            dtype=speed.get("dtype", "float32"), channels_last=speed.get("channels_last", False))
+    rows = throughput_experiment.timing_rows(tuple(speed["tables"]), tuple(speed["datasets"]))
+    note = f"profile {profile}: batch {speed['batch_size']}, {speed['warmup']} warm-up, {speed['iters']} timed batches"
+    throughput_experiment.run(output, rows, base, profile=profile, note=note, onnx=speed.get("onnx", False))
+
+
+def mobilenet(v2_checkpoint: str, v1_checkpoint: str, output: str, dataset: str, config: dict[str, Any],
+              profile: str) -> None:
+    runs, spec = config["runs"], config["experiments"]["mobilenet"]
+    mobilenet_experiment.run(runs[spec["v2"]], os.path.dirname(v2_checkpoint), runs[spec["v1"]],
+                             os.path.dirname(v1_checkpoint), dataset=dataset, data=config["data"], profile=profile,
+                             output=output)
+
+
+def pruning(checkpoint: str, output: str, dataset: str, config: dict[str, Any], profile: str, threads: int) -> None:
+    _threads(threads)
+    spec = config["experiments"]["pruning"]
+    pruning_experiment.run(config["runs"][spec["run"]], os.path.dirname(checkpoint), thresholds=spec["thresholds"],
+                           dataset=dataset, data=config["data"], speed=spec["speed"], profile=profile, output=output)
+
+
+def finetune(checkpoint: str, metrics: str, new_checkpoint: str, mode: str, dataset: str, config: dict[str, Any],
+             profile: str) -> None:
+    spec = config["experiments"]["finetune"]
+    finetune_experiment.run(config["runs"][spec["base"]], os.path.dirname(checkpoint), mode=mode, dataset=dataset,
+                            data=config["data"], training=config["training"], profile=profile,
+                            calibration_batches=spec.get("calibration_batches", 8),
+                            checkpoint_dir=os.path.dirname(new_checkpoint), metrics_csv=metrics)
+
+
+def finetune_figure(base_metrics: str, mode_metrics: list[str], png: str) -> None:
+    labels = {"bn": "fine-tune with BN", "fused": "fine-tune w/o BN (fused)"}
+    curves = {labels[os.path.basename(os.path.dirname(path))]: path for path in mode_metrics}
+    baseline = float(pd.read_csv(base_metrics)["top1"].iloc[-1])
+    figures.finetune(curves, baseline, _stem(png, ".png"))
+
+
+def depth_figure(summaries: list[str], csv: str, png: str) -> None:
+    write_csv_atomic(pd.concat([pd.read_csv(path) for path in summaries], ignore_index=True), csv)
+    figures.depth_study(csv, _stem(png, ".png"))
+
+
+def ablation(output: str, config: dict[str, Any], profile: str, threads: int) -> None:
+    _threads(threads)
+    spec = config["ablation"]
+    ablation_experiment.run(spec["base"], spec["sweeps"], spec["speed"], input_size=spec["input_size"],
+                            profile=profile, output=output)
+
+
+def counts(counts_csv: str, comparison_csv: str, table: str) -> None:
+    from .experiments import model_counts
+    from .report import counts_table
+
+    model_counts.run(counts_csv)
+    counts_table.build(counts_csv, comparison_csv, table)
+
+
+def throughput_report(csv: str, table: str, roofline_png: str) -> None:
+    from .report import roofline, throughput_table
+
+    throughput_table.build(csv, table)
+    roofline.plot(csv, _stem(roofline_png, ".png"))
