@@ -209,9 +209,12 @@ def train(config: TrainConfig, model: nn.Module | None = None) -> dict[str, Any]
                 loss = criterion(logits, targets)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
-            if config.sparsity:
+            if config.sparsity or recipe.grad_clip:
                 scaler.unscale_(optimizer)
+            if config.sparsity:
                 add_bn_l1_subgradient(model, config.sparsity)
+            if recipe.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
             scaler.step(optimizer)
             scaler.update()
             if not math.isfinite(loss.item()):
@@ -230,6 +233,8 @@ def train(config: TrainConfig, model: nn.Module | None = None) -> dict[str, Any]
                     "top1": metrics["top1"], "top5": metrics["top5"], "seconds": seconds,
                     "train_images_per_sec": seen * world / seconds}
             append_rows_atomic([last], metrics_path)
+            print(f"{config.model} epoch {epoch + 1}/{recipe.epochs}: train loss {last['train_loss']:.4f}, "
+                  f"test top-1 {last['top1']:.2f} %, {seconds:.1f} s", flush=True)
             save_atomic({"model_name": config.model, "epoch": epoch, "model": model.state_dict(),
                          "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                          "scaler": scaler.state_dict(), "rng": rng_state(), "config": _plain(asdict(config))},

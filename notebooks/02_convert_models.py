@@ -1,0 +1,61 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Converting a ResNet and a MobileNetV2
+#
+# `replication.rm.convert` returns a new `nn.Sequential` equal to the model in eval mode. Load your
+# trained weights first; here BN statistics are randomised instead (untrained BN is the identity).
+
+# %%
+import timm
+import torch
+import torchvision
+
+import replication  # noqa: F401  (registers the RMNet family with timm)
+from replication import rm
+from replication.measure import count_macs, count_params
+from replication.testing import randomize_batchnorm_
+
+torch.manual_seed(0)
+
+# %% [markdown]
+# ## ResNet-18 -> plain network
+
+# %%
+resnet = randomize_batchnorm_(torchvision.models.resnet18(num_classes=10), seed=0).eval()
+plain = rm.convert(resnet)
+x = torch.randn(2, 3, 64, 64)
+print(rm.max_error(resnet, plain, x))
+print(f"params {count_params(resnet) / 1e6:.2f} M -> {count_params(plain) / 1e6:.2f} M, "
+      f"MACs {count_macs(resnet, (3, 64, 64)) / 1e9:.3f} G -> {count_macs(plain, (3, 64, 64)) / 1e9:.3f} G")
+print(plain[:8])
+
+# %% [markdown]
+# ## MobileNetV2 -> RMNetV1 -> MobileNetV1
+# The CIFAR MobileNetV2 of this project is designed so that RM followed by fusing consecutive 1x1
+# convs (paper Eq. 4) gives exactly MobileNetV1's depth and widths.
+
+# %%
+v2 = randomize_batchnorm_(timm.create_model("mobilenetv2_rm_cifar"), seed=1).eval()
+rmnet_v1 = rm.convert(v2, fuse_pointwise=False)
+v1_form = rm.convert(v2)
+x = 5 * torch.randn(2, 3, 32, 32)
+for name, model in (("RMNetV1", rmnet_v1), ("MobileNetV1 form", v1_form)):
+    print(f"{name}: {sum(isinstance(m, torch.nn.Conv2d) for m in model)} convs, "
+          f"{count_macs(model, (3, 32, 32)) / 1e6:.1f} M MACs, relative error "
+          f"{rm.max_error(v2, model, x)['max_rel']:.1e}")
+
+# %% [markdown]
+# ## The RMNet family and paper Table 4
+
+# %%
+rmnet = timm.create_model("rmnet26x3_32_cifar", num_classes=10).eval()
+print(rm.convert(rmnet))

@@ -1,0 +1,70 @@
+"""The Snakemake workflow: config validation, the paper plan, and a missing dataset, without training."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+pytest.importorskip("snakemake")
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def _snakemake(*args, cwd=ROOT):
+    return subprocess.run([*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def _config_with(tmp_path, **changes):
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    for dotted, value in changes.items():
+        target = config
+        *parents, key = dotted.split(".")
+        for parent in parents:
+            target = target[parent]
+        target[key] = value
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_lint_is_clean():
+    result = _snakemake("--lint")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "good condition" in result.stdout + result.stderr
+
+
+def test_paper_profile_lists_the_full_plan():
+    result = _snakemake("-n", "--configfile", "config/paper.yaml")
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout
+    for name in ("repvgg_d133", "resnet_d133", "rmnet26x3_32", "repvgg34_in", "resnet18_sparse"):
+        assert name in out
+    assert "results/paper/throughput/throughput.csv" in out
+
+
+def test_invalid_config_value_is_rejected_with_its_key(tmp_path):
+    config = _config_with(tmp_path, **{"throughput.batch_size": 0})
+    result = _snakemake("-n", "--configfile", str(config))
+    assert result.returncode != 0
+    assert "batch_size" in result.stdout + result.stderr
+
+
+def test_unknown_dataset_is_rejected_by_the_schema(tmp_path):
+    config = _config_with(tmp_path, datasets=["svhn"])
+    result = _snakemake("-n", "--configfile", str(config))
+    assert result.returncode != 0 and "svhn" in result.stdout + result.stderr
+
+
+def test_missing_dataset_stops_before_any_job(tmp_path):
+    work = tmp_path / "work"
+    shutil.copytree(ROOT, work, ignore=shutil.ignore_patterns(".venv", "results", "runs", "figures", "logs",
+                                                               ".snakemake", "benchmarks", ".git"))
+    config = _config_with(tmp_path, datasets=["cifar10"], **{"data.roots": {"cifar10": str(tmp_path / "no-cifar")}})
+    result = _snakemake("--cores", "1", "--configfile", str(config), cwd=work)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "CIFAR10 not found" in output and "no-cifar" in output
+    assert not (work / "results").exists()
