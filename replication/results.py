@@ -24,6 +24,16 @@ def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     return path
 
 
+def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
+
+
 def append_rows_atomic(rows: list[dict[str, object]], path: str | os.PathLike) -> Path:
     """Add ``rows`` to the CSV at ``path`` (created if missing) by an atomic rewrite.
 

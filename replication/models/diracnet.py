@@ -12,10 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from timm.layers import create_classifier
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from torch import nn
 from torch.nn import functional as F
+
+from ._head import ClassifierHeadMixin
 
 __all__ = ["DiracConv2d", "DiracNet"]
 
@@ -50,7 +51,7 @@ class DiracConv2d(nn.Module):
         return conv
 
 
-class DiracNet(nn.Module):
+class DiracNet(ClassifierHeadMixin, nn.Module):
     """DiracNet: stem conv, then groups of DiracConv2d + BN + ReLU separated by 2x2 max-pools."""
 
     def __init__(self, layers: tuple[int, ...] = (6, 8, 12, 6), widths: tuple[int, ...] = (64, 128, 256, 512),
@@ -73,27 +74,11 @@ class DiracNet(nn.Module):
                 features += [DiracConv2d(in_chs, width), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
                 in_chs = width
         self.features = nn.Sequential(*features)
-        self.num_classes = num_classes
         self.num_features = self.head_hidden_size = in_chs
-        self.global_pool, self.fc = create_classifier(in_chs, num_classes, pool_type=global_pool)
-        self.head_drop = nn.Dropout(drop_rate)
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int, global_pool: str = "avg") -> None:
-        self.num_classes = num_classes
-        self.global_pool, self.fc = create_classifier(self.num_features, num_classes, pool_type=global_pool)
+        self._init_head(num_classes, drop_rate, global_pool)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.head_drop(self.global_pool(x))
-        return x if pre_logits else self.fc(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 default_cfgs = generate_default_cfgs({

@@ -17,11 +17,11 @@ import dataclasses
 from typing import Any
 
 import torch
-from timm.layers import create_classifier
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models.byobnet import ByobNet, RepVggBlock, get_layer_fns, model_cfgs
 from torch import nn
 
+from ._head import ClassifierHeadMixin
 from .resnet_variants import DEPTH_STUDY_LAYERS
 
 __all__ = ["RepVGGResNet"]
@@ -29,7 +29,7 @@ __all__ = ["RepVGGResNet"]
 STAGE_WIDTHS = (64, 128, 256, 512)
 
 
-class RepVGGResNet(nn.Module):
+class RepVGGResNet(ClassifierHeadMixin, nn.Module):
     """ResNet layout with two RepVGG blocks per ResNet BasicBlock (Appendix A.2).
 
     ``stem_type="imagenet"``: 7x7 stride-2 conv + BN + ReLU + 3x3 stride-2 max-pool (the ResNet stem);
@@ -42,7 +42,6 @@ class RepVGGResNet(nn.Module):
         super().__init__()
         if stem_type not in ("imagenet", "cifar"):
             raise ValueError(f"RepVGGResNet: stem_type must be 'imagenet' or 'cifar', got {stem_type!r}")
-        self.num_classes = num_classes
         if stem_type == "imagenet":
             self.stem = nn.Sequential(nn.Conv2d(in_chans, widths[0], 7, 2, 3, bias=False), nn.BatchNorm2d(widths[0]),
                                       nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
@@ -59,25 +58,10 @@ class RepVGGResNet(nn.Module):
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
         self.num_features = self.head_hidden_size = in_chs
-        self.global_pool, self.fc = create_classifier(in_chs, num_classes, pool_type=global_pool)
-        self.head_drop = nn.Dropout(drop_rate)
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int, global_pool: str = "avg") -> None:
-        self.num_classes = num_classes
-        self.global_pool, self.fc = create_classifier(self.num_features, num_classes, pool_type=global_pool)
+        self._init_head(num_classes, drop_rate, global_pool)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(self.stem(x))
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.head_drop(self.global_pool(x))
-        return x if pre_logits else self.fc(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:

@@ -19,10 +19,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from timm.layers import create_classifier
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models.byobnet import RepVggBlock
 from torch import nn
+
+from ._head import ClassifierHeadMixin
 
 __all__ = ["RMBlock", "RMNet"]
 
@@ -77,7 +78,7 @@ class RMBlock(nn.Module):
         self.reparam = plain
 
 
-class RMNet(nn.Module):
+class RMNet(ClassifierHeadMixin, nn.Module):
     """RMNet with stage depths ``depths`` (training form until re-parameterised).
 
     Input (N, in_chans, H, W) -> logits (N, num_classes). ``stem_type`` is ``"imagenet"`` (/4) or
@@ -94,7 +95,6 @@ class RMNet(nn.Module):
             raise ValueError(f"RMNet: stem_type must be one of {STEM_TYPES}, got {stem_type!r}")
         if len(depths) != len(widths):
             raise ValueError(f"RMNet: {len(depths)} stage depths for {len(widths)} stage widths")
-        self.num_classes = num_classes
         self.drop_rate = drop_rate
         self.stem_type = stem_type
         stem_width = widths[0]
@@ -114,8 +114,7 @@ class RMNet(nn.Module):
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
         self.num_features = self.head_hidden_size = in_chs
-        self.global_pool, self.fc = create_classifier(in_chs, num_classes, pool_type=global_pool)
-        self.head_drop = nn.Dropout(drop_rate)
+        self._init_head(num_classes, drop_rate, global_pool)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -123,22 +122,8 @@ class RMNet(nn.Module):
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int, global_pool: str = "avg") -> None:
-        self.num_classes = num_classes
-        self.global_pool, self.fc = create_classifier(self.num_features, num_classes, pool_type=global_pool)
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(self.stem(x))
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.head_drop(self.global_pool(x))
-        return x if pre_logits else self.fc(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 # name -> (stage depths, expand ratio, first-stage group width); D = 2 + 3 x sum(depths)

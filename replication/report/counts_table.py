@@ -8,12 +8,11 @@ form carry an explanation in :data:`EXPLANATIONS`; nothing is adjusted to make a
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pandas as pd
 
 from ..paper import reported
-from ..results import write_csv_atomic
+from ..results import write_csv_atomic, write_text_atomic
 
 REL_TOLERANCE = 0.02
 
@@ -100,9 +99,5 @@ def build(counts_csv: str | os.PathLike, comparison_csv: str | os.PathLike, mark
     """Read the counts CSV, write the comparison CSV and Markdown table."""
     comparison = compare(pd.read_csv(counts_csv))
     write_csv_atomic(comparison, comparison_csv)
-    markdown = Path(markdown)
-    markdown.parent.mkdir(parents=True, exist_ok=True)
-    tmp = markdown.with_name(f".{markdown.name}.tmp")
-    tmp.write_text(to_markdown(comparison))
-    os.replace(tmp, markdown)
+    write_text_atomic(to_markdown(comparison), markdown)
     return comparison

@@ -9,22 +9,15 @@ from pathlib import Path
 import pandas as pd
 
 from ..paper import reported, table4_text
+from ..results import write_text_atomic
 
 
 def write_table(frame: pd.DataFrame, stem: str | os.PathLike, title: str, note: str = "") -> list[Path]:
     """``<stem>.md`` and ``<stem>.tex`` (atomic writes)."""
     stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
     markdown = f"# {title}\n\n{note}\n\n{frame.to_markdown(index=False, floatfmt='.4g')}\n"
     latex = frame.to_latex(index=False, float_format="%.4g", caption=title, escape=True)
-    paths = []
-    for suffix, text in ((".md", markdown), (".tex", latex)):
-        path = stem.with_suffix(suffix)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
-        paths.append(path)
-    return paths
+    return [write_text_atomic(markdown, stem.with_suffix(".md")), write_text_atomic(latex, stem.with_suffix(".tex"))]
 
 
 def _context_note(frame: pd.DataFrame) -> str:
@@ -81,9 +74,5 @@ def structure_table(stem: str | os.PathLike) -> list[Path]:
     ours, theirs = repr(plain).splitlines(), table4_text().strip().splitlines()
     width = max(map(len, ours))
     lines = [f"{a:<{width}}  |  {b}" for a, b in zip(ours, theirs + [""] * (len(ours) - len(theirs)))]
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
     text = "# Table 4: RMNet 26x3_32 deploy structure (ours | paper)\n\n```\n" + "\n".join(lines) + "\n```\n"
-    path = stem.with_suffix(".md")
-    path.write_text(text)
-    return [path]
+    return [write_text_atomic(text, Path(stem).with_suffix(".md"))]

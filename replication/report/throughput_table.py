@@ -8,11 +8,11 @@ runtime), so a table never divides numbers measured under different settings. Th
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pandas as pd
 
 from ..paper import reported
+from ..results import write_text_atomic
 
 CONTEXT = ["device_name", "dtype", "batch_size", "input_size", "runtime", "channels_last", "compile", "threads"]
 
@@ -71,9 +71,5 @@ def to_markdown(table: pd.DataFrame, title: str = "Throughput: ours vs the paper
 
 def build(throughput_csv: str | os.PathLike, markdown: str | os.PathLike) -> pd.DataFrame:
     table = ratios(pd.read_csv(throughput_csv))
-    markdown = Path(markdown)
-    markdown.parent.mkdir(parents=True, exist_ok=True)
-    tmp = markdown.with_name(f".{markdown.name}.tmp")
-    tmp.write_text(to_markdown(table))
-    os.replace(tmp, markdown)
+    write_text_atomic(to_markdown(table), markdown)
     return table

@@ -182,13 +182,24 @@ def _is_torchvision_resnet(model: nn.Module) -> bool:
     return isinstance(model, ResNet)
 
 
+def resnet_stage_layers(model: nn.Module, downsample: DownsampleType, fuse_bn: bool) -> list[nn.Module]:
+    """layer1..layer4 of a torchvision or timm ResNet: RM on each block (shortcut-free blocks as they are)."""
+    layers: list[nn.Module] = []
+    for stage in ("layer1", "layer2", "layer3", "layer4"):
+        for index, block in enumerate(getattr(model, stage)):
+            path = f"{stage}.{index}"
+            if not getattr(block, "has_shortcut", True):
+                layers += shortcut_free_block_layers(block, path)
+            else:
+                layers += reserve_and_merge(resnet_block_branch(block, path), downsample, fuse_bn=fuse_bn)
+    return layers
+
+
 @register_reader(_is_torchvision_resnet, "torchvision ResNet / ResNeXt / Wide ResNet")
 def read_torchvision_resnet(model: nn.Module, downsample: DownsampleType, fuse_bn: bool) -> list[nn.Module]:
     layers = plain_layers(_named(conv1=model.conv1, bn1=model.bn1, relu=model.relu), "")
     layers += _maxpool(model.maxpool, "maxpool")
-    for stage in ("layer1", "layer2", "layer3", "layer4"):
-        for index, block in enumerate(getattr(model, stage)):
-            layers += reserve_and_merge(resnet_block_branch(block, f"{stage}.{index}"), downsample, fuse_bn=fuse_bn)
+    layers += resnet_stage_layers(model, downsample, fuse_bn)
     return layers + [nn.AdaptiveAvgPool2d(1), nn.Flatten(1), model.fc]
 
 
@@ -235,13 +246,7 @@ def shortcut_free_block_layers(block: nn.Module, path: str) -> list[nn.Module]:
 def read_timm_resnet(model: nn.Module, downsample: DownsampleType, fuse_bn: bool) -> list[nn.Module]:
     layers = plain_layers(_named(conv1=model.conv1, bn1=model.bn1, act1=model.act1), "")
     layers += _maxpool(model.maxpool, "maxpool")
-    for stage in ("layer1", "layer2", "layer3", "layer4"):
-        for index, block in enumerate(getattr(model, stage)):
-            path = f"{stage}.{index}"
-            if not getattr(block, "has_shortcut", True):
-                layers += shortcut_free_block_layers(block, path)
-            else:
-                layers += reserve_and_merge(resnet_block_branch(block, path), downsample, fuse_bn=fuse_bn)
+    layers += resnet_stage_layers(model, downsample, fuse_bn)
     return layers + timm_head(model)
 
 

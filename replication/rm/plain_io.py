@@ -7,7 +7,6 @@ list of plain dicts beside the weights; no pickled classes, no code needed to re
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -59,18 +58,11 @@ def _build(spec: dict[str, Any]) -> nn.Module:
 
 def save_plain(model: nn.Sequential, path: str | os.PathLike) -> Path:
     """Write ``model`` (a converted plain network) atomically to ``path``."""
-    path = Path(path)
+    from ..checkpoints import save_atomic
+
     payload = {"format": FORMAT, "layers": [_spec(layer) for layer in model],
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
-        tmp = Path(handle.name)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return save_atomic(payload, path)
 
 
 def load_plain(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Sequential:
