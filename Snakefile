@@ -10,6 +10,7 @@ regenerated from those CSVs alone into figures/<profile>/.
 import json
 import os
 import shlex
+import sys
 
 from replication import workflow_steps as steps
 
@@ -52,6 +53,17 @@ def training_payload(wildcards):
     payload = {"run": config["runs"][wildcards.run], "data": config["data"], "training": training,
                "profile": PROFILE}
     return shlex.quote(json.dumps(payload))
+
+
+def launcher():
+    """The interpreter running this workflow (not whatever 'python' is on PATH), or torchrun through it."""
+    configured = config["training"].get("launcher", "python")
+    python = shlex.quote(sys.executable)
+    if configured == "python":
+        return python
+    if configured.startswith("torchrun"):
+        return f"{python} -m torch.distributed.run" + configured[len("torchrun"):]
+    return configured
 
 
 def metrics_of(runs, dataset):
@@ -152,7 +164,7 @@ rule train:
         "environment.yml"
     params:
         payload=training_payload,
-        launcher=config["training"].get("launcher", "python"),
+        launcher=launcher(),
         checkpoint_dir=lambda wildcards, output: os.path.dirname(output.checkpoint),
     shell:
         "{params.launcher} -m replication.experiments train-run --payload {params.payload} "
