@@ -70,6 +70,17 @@ def metrics_of(runs, dataset):
     return [f"{RESULTS}/train/{dataset}/{run}/metrics.csv" for run in runs]
 
 
+def experiment_runs(experiment, dataset):
+    """Runs of an experiment; Table 1 on ImageNet has its own list (experiments.imagenet_sota)."""
+    if experiment == "sota" and dataset == "imagenet":
+        return EXP.get("imagenet_sota", [])
+    return EXP[experiment]
+
+
+def sota_datasets():
+    return DATASETS + (["imagenet"] if config.get("imagenet") and EXP.get("imagenet_sota") else [])
+
+
 def table3_datasets():
     return ["imagenet"] if config.get("imagenet") else DATASETS
 
@@ -85,7 +96,7 @@ TABLE_FILES = [
     f"{FIGURES}/tables/counts_vs_paper.md",
     f"{FIGURES}/tables/throughput.md",
     f"{FIGURES}/tables/table4_structure.md",
-    *expand(f"{FIGURES}/tables/table1_{{dataset}}.md", dataset=DATASETS),
+    *expand(f"{FIGURES}/tables/table1_{{dataset}}.md", dataset=sota_datasets()),
     *expand(f"{FIGURES}/tables/table2_{{dataset}}.md", dataset=DATASETS),
     *expand(f"{FIGURES}/tables/table3_{{dataset}}.md", dataset=table3_datasets()),
 ]
@@ -103,8 +114,22 @@ onstart:
             raise WorkflowError(str(error))
 
 
+RESULT_FILES = [  # results are targets too: deleting one regenerates it and whatever reads it
+    f"{RESULTS}/counts/model_counts.csv",
+    f"{RESULTS}/throughput/throughput.csv",
+    f"{RESULTS}/ablation/speed.csv",
+    *expand(f"{RESULTS}/sota/{{dataset}}/summary.csv", dataset=sota_datasets()),
+    *expand(f"{RESULTS}/depth_study/{{dataset}}/summary.csv", dataset=DATASETS),
+    *expand(f"{RESULTS}/table3/{{dataset}}/summary.csv", dataset=table3_datasets()),
+    *expand(f"{RESULTS}/mobilenet/{{dataset}}.csv", dataset=DATASETS),
+    *expand(f"{RESULTS}/pruning/{{dataset}}.csv", dataset=DATASETS),
+    *expand(f"{RESULTS}/finetune/{{dataset}}/{{mode}}/metrics.csv", dataset=DATASETS, mode=EXP["finetune"]["modes"]),
+]
+
+
 rule all:
     input:
+        RESULT_FILES,
         FIGURE_FILES,
         TABLE_FILES,
 
@@ -174,13 +199,13 @@ rule train:
 
 rule summary:
     input:
-        lambda wildcards: metrics_of(EXP[wildcards.experiment], wildcards.dataset),
+        lambda wildcards: metrics_of(experiment_runs(wildcards.experiment, wildcards.dataset), wildcards.dataset),
     output:
         f"{RESULTS}/{{experiment}}/{{dataset}}/summary.csv",
     log:
         f"{LOGS}/summary/{{experiment}}_{{dataset}}.log",
     wildcard_constraints:
-        experiment="sota|depth_study|table3|imagenet_sota",
+        experiment="sota|depth_study|table3",
     run:
         from replication.experiments.training_runs import summarize
 

@@ -9,6 +9,12 @@ from pathlib import Path
 import pandas as pd
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write ``frame`` to ``path`` through a temporary file in the same folder and an atomic rename."""
     path = Path(path)
@@ -18,6 +24,7 @@ def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
         tmp = Path(handle.name)
     try:
         frame.to_csv(tmp, index=False)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; results are meant to be shared
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -37,6 +37,9 @@ def create(name: str, **kwargs) -> nn.Module:
     if source in ("", "torchvision") and bare in _torchvision_names():
         import torchvision
 
+        in_chans = kwargs.pop("in_chans", 3)  # torchvision constructors have no such argument
+        if in_chans != 3:
+            raise ValueError(f"torchvision model {bare!r} takes 3 input channels, not {in_chans}")
         return torchvision.models.get_model(bare, weights=None, **kwargs)
     candidates = timm.list_models() + _torchvision_names()
     close = list(dict.fromkeys(difflib.get_close_matches(bare, candidates, n=8)))[:5]
