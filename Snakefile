@@ -62,7 +62,8 @@ def launcher():
     if configured == "python":
         return python
     if configured.startswith("torchrun"):
-        return f"{python} -m torch.distributed.run" + configured[len("torchrun"):]
+        arguments = configured[len("torchrun"):]
+        return f"{python} -m torch.distributed.run{arguments}"
     return configured
 
 
