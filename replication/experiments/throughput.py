@@ -114,7 +114,7 @@ def run(output: str | os.PathLike, rows: list[TimingRow], base: ThroughputConfig
                 measured = measure_throughput(module, config, name=f"{row.paper.model} ({form})")
                 results.append(result_row(row.paper.model, form, config, measured, macs=macs, **context))
             except ThroughputError as error:
-                status = "oom" if "does not fit" in str(error) else f"error: {error}"
+                status = "oom" if error.out_of_memory else f"error: {error}"
                 results.append(result_row(row.paper.model, form, config, None, status=status, macs=macs, **context))
         append_rows_atomic(results, output)
     return output

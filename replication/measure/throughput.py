@@ -32,6 +32,10 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 class ThroughputError(RuntimeError):
     """The model cannot be measured with these settings (bad input size, out of memory)."""
 
+    def __init__(self, message: str, *, out_of_memory: bool = False) -> None:
+        super().__init__(message)
+        self.out_of_memory = out_of_memory
+
 
 @dataclass(frozen=True)
 class ThroughputConfig:
@@ -167,7 +171,8 @@ def measure_throughput(model: nn.Module, config: ThroughputConfig = ThroughputCo
         if config.device.startswith("cuda"):
             torch.cuda.empty_cache()
         raise ThroughputError(f"{name}: batch {config.batch_size} of {config.input_size} does not fit in "
-                              f"{config.device} memory (the batch size is not changed automatically)") from None
+                              f"{config.device} memory (the batch size is not changed automatically)",
+                              out_of_memory=True) from None
     rates = [config.batch_size * config.iters / seconds for seconds in per_repeat]
     median_seconds = statistics.median(per_repeat)
     return ThroughputResult(images_per_sec=statistics.median(rates), images_per_sec_min=min(rates),

@@ -76,8 +76,9 @@ def convert(model: nn.Module, downsample: DownsampleType = "dirac", *, fuse_bn: 
 
     Returns:
         ``nn.Sequential`` of Conv2d, ReLU / PReLU / ReLU6 / ChannelwiseClamp, MaxPool2d,
-        AdaptiveAvgPool2d, Flatten and Linear in eval mode, on the model's device and dtype. For an input
-        of shape (N, C, H, W) its output equals ``model.eval()(x)`` up to floating-point rounding.
+        AdaptiveAvgPool2d, Flatten and Linear in eval mode, on the model's device and dtype, with
+        ``requires_grad`` off (a deploy model; ``replication.train.finetune`` turns it back on). For an
+        input of shape (N, C, H, W) its output equals ``model.eval()(x)`` up to floating-point rounding.
 
     Raises:
         UnsupportedModuleError: a module has no exact conversion; the message names its path and type.
