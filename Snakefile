@@ -37,12 +37,14 @@ LOGS = f"logs/{PROFILE}"
 BENCH = f"benchmarks/{PROFILE}"
 DATASETS = config["datasets"]
 EXP = config["experiments"]
+SEEDS = config["training"].get("seeds") or [config["training"].get("seed", 0)]
 GPU = {"gpu": 1} if str(config["throughput"].get("device", "cpu")).startswith("cuda") else {}
 
 wildcard_constraints:
     dataset="[a-z0-9_]+",
     run="[A-Za-z0-9_]+",
     mode="bn|fused",
+    seed="[0-9]+",
 
 
 def training_payload(wildcards):
@@ -68,7 +70,7 @@ def launcher():
 
 
 def metrics_of(runs, dataset):
-    return [f"{RESULTS}/train/{dataset}/{run}/metrics.csv" for run in runs]
+    return [f"{RESULTS}/train/{dataset}/{run}/seed{seed}/metrics.csv" for run in runs for seed in SEEDS]
 
 
 def experiment_runs(experiment, dataset):
@@ -124,7 +126,8 @@ RESULT_FILES = [  # results are targets too: deleting one regenerates it and wha
     *expand(f"{RESULTS}/table3/{{dataset}}/summary.csv", dataset=table3_datasets()),
     *expand(f"{RESULTS}/mobilenet/{{dataset}}.csv", dataset=DATASETS),
     *expand(f"{RESULTS}/pruning/{{dataset}}.csv", dataset=DATASETS),
-    *expand(f"{RESULTS}/finetune/{{dataset}}/{{mode}}/metrics.csv", dataset=DATASETS, mode=EXP["finetune"]["modes"]),
+    *expand(f"{RESULTS}/finetune/{{dataset}}/{{mode}}/seed{{seed}}/metrics.csv", dataset=DATASETS,
+            mode=EXP["finetune"]["modes"], seed=SEEDS),
 ]
 
 
@@ -177,13 +180,14 @@ rule throughput_report:
 
 rule train:
     output:
-        metrics=f"{RESULTS}/train/{{dataset}}/{{run}}/metrics.csv",
-        checkpoint=f"{RUNS}/{{dataset}}/{{run}}/checkpoint.pt",
+        metrics=f"{RESULTS}/train/{{dataset}}/{{run}}/seed{{seed}}/metrics.csv",
+        checkpoint=f"{RUNS}/{{dataset}}/{{run}}/seed{{seed}}/checkpoint.pt",
     log:
-        f"{LOGS}/train/{{dataset}}/{{run}}.log",
+        f"{LOGS}/train/{{dataset}}/{{run}}/seed{{seed}}.log",
     benchmark:
-        f"{BENCH}/train/{{dataset}}/{{run}}.tsv"
+        f"{BENCH}/train/{{dataset}}/{{run}}/seed{{seed}}.tsv"
     threads: 1
+    priority: 1  # training before the timing rules, which take every core
     resources:
         **({"gpu": 1} if str(config["training"].get("device") or "").startswith("cuda") else {}),
     conda:
@@ -195,14 +199,15 @@ rule train:
     shell:
         "{params.launcher} -m replication.experiments train-run --payload {params.payload} "
         "--dataset {wildcards.dataset} --metrics {output.metrics} --checkpoint-dir {params.checkpoint_dir} "
-        "--threads {threads} > {log} 2>&1"
+        "--threads {threads} --seed {wildcards.seed} > {log} 2>&1"
 
 
 rule summary:
     input:
         lambda wildcards: metrics_of(experiment_runs(wildcards.experiment, wildcards.dataset), wildcards.dataset),
     output:
-        f"{RESULTS}/{{experiment}}/{{dataset}}/summary.csv",
+        summary=f"{RESULTS}/{{experiment}}/{{dataset}}/summary.csv",
+        seeds=f"{RESULTS}/{{experiment}}/{{dataset}}/seeds.csv",
     log:
         f"{LOGS}/summary/{{experiment}}_{{dataset}}.log",
     wildcard_constraints:
@@ -210,7 +215,7 @@ rule summary:
     run:
         from replication.experiments.training_runs import summarize
 
-        summarize(list(input), config["runs"], output[0])
+        summarize(list(input), config["runs"], output.summary, output.seeds)
 
 
 rule accuracy_tables:
@@ -256,14 +261,27 @@ rule table4:
 
 rule mobilenet:
     input:
-        v2=f"{RUNS}/{{dataset}}/{EXP['mobilenet']['v2']}/checkpoint.pt",
-        v1=f"{RUNS}/{{dataset}}/{EXP['mobilenet']['v1']}/checkpoint.pt",
+        v2=f"{RUNS}/{{dataset}}/{EXP['mobilenet']['v2']}/seed{{seed}}/checkpoint.pt",
+        v1=f"{RUNS}/{{dataset}}/{EXP['mobilenet']['v1']}/seed{{seed}}/checkpoint.pt",
     output:
-        f"{RESULTS}/mobilenet/{{dataset}}.csv",
+        f"{RESULTS}/mobilenet/{{dataset}}/seed{{seed}}.csv",
     log:
-        f"{LOGS}/mobilenet/{{dataset}}.log",
+        f"{LOGS}/mobilenet/{{dataset}}/seed{{seed}}.log",
     run:
-        steps.mobilenet(input.v2, input.v1, output[0], wildcards.dataset, config, PROFILE)
+        steps.mobilenet(input.v2, input.v1, output[0], wildcards.dataset, config, PROFILE, int(wildcards.seed))
+
+
+rule gather_seeds:
+    input:
+        lambda wildcards: expand(f"{RESULTS}/{wildcards.experiment}/{wildcards.dataset}/seed{{seed}}.csv", seed=SEEDS),
+    output:
+        f"{RESULTS}/{{experiment}}/{{dataset}}.csv",
+    log:
+        f"{LOGS}/gather/{{experiment}}_{{dataset}}.log",
+    wildcard_constraints:
+        experiment="mobilenet|pruning",
+    run:
+        steps.gather_seeds(list(input), output[0])
 
 
 rule mobilenet_table:
@@ -282,16 +300,16 @@ rule mobilenet_table:
 
 rule pruning:
     input:
-        f"{RUNS}/{{dataset}}/{EXP['pruning']['run']}/checkpoint.pt",
+        f"{RUNS}/{{dataset}}/{EXP['pruning']['run']}/seed{{seed}}/checkpoint.pt",
     output:
-        f"{RESULTS}/pruning/{{dataset}}.csv",
+        f"{RESULTS}/pruning/{{dataset}}/seed{{seed}}.csv",
     log:
-        f"{LOGS}/pruning/{{dataset}}.log",
+        f"{LOGS}/pruning/{{dataset}}/seed{{seed}}.log",
     threads: workflow.cores  # includes timing
     resources:
         **GPU,
     run:
-        steps.pruning(input[0], output[0], wildcards.dataset, config, PROFILE, threads)
+        steps.pruning(input[0], output[0], wildcards.dataset, config, PROFILE, threads, int(wildcards.seed))
 
 
 rule pruning_figure:
@@ -310,28 +328,30 @@ rule pruning_figure:
 
 rule finetune:
     input:
-        f"{RUNS}/{{dataset}}/{EXP['finetune']['base']}/checkpoint.pt",
+        f"{RUNS}/{{dataset}}/{EXP['finetune']['base']}/seed{{seed}}/checkpoint.pt",
     output:
-        metrics=f"{RESULTS}/finetune/{{dataset}}/{{mode}}/metrics.csv",
-        checkpoint=f"{RUNS}/{{dataset}}/finetune_{{mode}}/checkpoint.pt",
+        metrics=f"{RESULTS}/finetune/{{dataset}}/{{mode}}/seed{{seed}}/metrics.csv",
+        checkpoint=f"{RUNS}/{{dataset}}/finetune_{{mode}}/seed{{seed}}/checkpoint.pt",
     log:
-        f"{LOGS}/finetune/{{dataset}}_{{mode}}.log",
+        f"{LOGS}/finetune/{{dataset}}_{{mode}}/seed{{seed}}.log",
     threads: 1
     run:
-        steps.finetune(input[0], output.metrics, output.checkpoint, wildcards.mode, wildcards.dataset, config, PROFILE)
+        steps.finetune(input[0], output.metrics, output.checkpoint, wildcards.mode, wildcards.dataset, config, PROFILE,
+                       int(wildcards.seed))
 
 
 rule finetune_figure:
     input:
-        base=f"{RESULTS}/train/{{dataset}}/{EXP['finetune']['base']}/metrics.csv",
-        modes=expand(f"{RESULTS}/finetune/{{{{dataset}}}}/{{mode}}/metrics.csv", mode=EXP["finetune"]["modes"]),
+        base=expand(f"{RESULTS}/train/{{{{dataset}}}}/{EXP['finetune']['base']}/seed{{seed}}/metrics.csv", seed=SEEDS),
+        modes=expand(f"{RESULTS}/finetune/{{{{dataset}}}}/{{mode}}/seed{{seed}}/metrics.csv", mode=EXP["finetune"]["modes"],
+                     seed=SEEDS),
     output:
         png=report(f"{FIGURES}/fig9_finetune_{{dataset}}.png", category="Figures"),
         pdf=f"{FIGURES}/fig9_finetune_{{dataset}}.pdf",
     log:
         f"{LOGS}/figures/fig9_{{dataset}}.log",
     run:
-        steps.finetune_figure(input.base, list(input.modes), output.png)
+        steps.finetune_figure(list(input.base), list(input.modes), output.png)
 
 
 rule depth_figure:

@@ -42,34 +42,44 @@ def throughput(output: str, config: dict[str, Any], profile: str, threads: int) 
 
 
 def mobilenet(v2_checkpoint: str, v1_checkpoint: str, output: str, dataset: str, config: dict[str, Any],
-              profile: str) -> None:
+              profile: str, seed: int) -> None:
     runs, spec = config["runs"], config["experiments"]["mobilenet"]
     mobilenet_experiment.run(runs[spec["v2"]], os.path.dirname(v2_checkpoint), runs[spec["v1"]],
                              os.path.dirname(v1_checkpoint), dataset=dataset, data=config["data"], profile=profile,
-                             output=output)
+                             output=output, seed=seed)
 
 
-def pruning(checkpoint: str, output: str, dataset: str, config: dict[str, Any], profile: str, threads: int) -> None:
+def gather_seeds(per_seed: list[str], output: str) -> None:
+    """One CSV of an experiment's rows over all seeds (each row carries its ``seed``)."""
+    write_csv_atomic(pd.concat([pd.read_csv(path) for path in per_seed], ignore_index=True), output)
+
+
+def pruning(checkpoint: str, output: str, dataset: str, config: dict[str, Any], profile: str, threads: int,
+            seed: int) -> None:
     _threads(threads)
     spec = config["experiments"]["pruning"]
     pruning_experiment.run(config["runs"][spec["run"]], os.path.dirname(checkpoint), thresholds=spec["thresholds"],
-                           dataset=dataset, data=config["data"], speed=spec["speed"], profile=profile, output=output)
+                           dataset=dataset, data=config["data"], speed=spec["speed"], profile=profile, output=output,
+                           seed=seed)
 
 
 def finetune(checkpoint: str, metrics: str, new_checkpoint: str, mode: str, dataset: str, config: dict[str, Any],
-             profile: str) -> None:
+             profile: str, seed: int) -> None:
     spec = config["experiments"]["finetune"]
     finetune_experiment.run(config["runs"][spec["base"]], os.path.dirname(checkpoint), mode=mode, dataset=dataset,
                             data=config["data"], training=config["training"], profile=profile,
                             calibration_batches=spec.get("calibration_batches", 8),
-                            checkpoint_dir=os.path.dirname(new_checkpoint), metrics_csv=metrics)
+                            checkpoint_dir=os.path.dirname(new_checkpoint), metrics_csv=metrics, seed=seed)
 
 
-def finetune_figure(base_metrics: str, mode_metrics: list[str], png: str) -> None:
+def finetune_figure(base_metrics: list[str], mode_metrics: list[str], png: str) -> None:
+    """Figure 9 from the base runs' and the fine-tuning runs' metrics (``.../<mode>/seed<k>/metrics.csv``)."""
     labels = {"bn": "fine-tune with BN", "fused": "fine-tune w/o BN (fused)"}
-    curves = {labels[os.path.basename(os.path.dirname(path))]: path for path in mode_metrics}
-    baseline = float(pd.read_csv(base_metrics)["top1"].iloc[-1])
-    figures.finetune(curves, baseline, _stem(png, ".png"))
+    curves: dict[str, list[str]] = {}
+    for path in mode_metrics:
+        mode = os.path.basename(os.path.dirname(os.path.dirname(path)))
+        curves.setdefault(labels[mode], []).append(path)
+    figures.finetune(curves, base_metrics, _stem(png, ".png"))
 
 
 def depth_figure(summaries: list[str], csv: str, png: str) -> None:

@@ -1,7 +1,7 @@
 """Entry points the workflow's shell rules call (so training can run under torchrun).
 
     python -m replication.experiments train-run --payload '<json>' --dataset cifar10 \
-        --metrics results/x/metrics.csv --checkpoint-dir runs/x
+        --metrics results/x/metrics.csv --checkpoint-dir runs/x --seed 0
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--metrics", required=True)
     run.add_argument("--checkpoint-dir", required=True)
     run.add_argument("--threads", type=int)
+    run.add_argument("--seed", type=int, help="default: the payload's training.seed")
     args = parser.parse_args(argv)
     payload = json.loads(args.payload)
     train_run(payload["run"], dataset=args.dataset, data=payload["data"], training=payload["training"],
               profile=payload["profile"], metrics_csv=args.metrics, checkpoint_dir=args.checkpoint_dir,
-              threads=args.threads)
+              threads=args.threads, seed=args.seed)
     return 0
 
 

@@ -1,6 +1,8 @@
 """Figure 7: speed-up of RMNet (deploy form) over the same network with its residuals (training form,
 a ResNet-style inverted-residual network) as batch size, basic width, multiply times (expand ratio) and
-channels per group vary. Both forms are timed side by side in one run."""
+channels per group vary. Each speed-up is a paired, interleaved ratio with a bootstrap 95 % CI
+(:func:`replication.measure.paired.measure_pair`), so a busy machine widens the CI instead of moving
+the ratio."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ import pandas as pd
 import torch
 
 from .. import rm, zoo
-from ..measure.throughput import ThroughputConfig, environment, measure_throughput
+from ..measure.paired import measure_pair
+from ..measure.throughput import ThroughputConfig, environment
 from ..results import write_csv_atomic
 
 FACTORS = ("batch_size", "width", "expand_ratio", "group_width")
@@ -39,11 +42,13 @@ def run(base: dict[str, Any], sweeps: dict[str, list[int]], speed: dict[str, Any
         for value in sweeps.get(factor, []):
             run_config = replace(config, batch_size=value) if factor == "batch_size" else config
             model = _model(base, factor, value)
-            train_speed = measure_throughput(model, run_config).images_per_sec
-            deploy_speed = measure_throughput(rm.convert(model), run_config).images_per_sec
+            pair = measure_pair(rm.convert(model), model, run_config, rounds=speed.get("rounds", 8),
+                                max_rounds=speed.get("max_rounds", 32))
             rows.append({"profile": profile, "model": base["model"], "factor": factor, "value": value,
-                         "ips_resnet_form": train_speed, "ips_rmnet": deploy_speed,
-                         "speedup": deploy_speed / train_speed, **environment(run_config)})
+                         "ips_resnet_form": pair.images_per_sec_b, "ips_rmnet": pair.images_per_sec_a,
+                         "speedup": pair.ratio, "speedup_ci_low": pair.ci_low, "speedup_ci_high": pair.ci_high,
+                         "rounds": pair.rounds, "unstable": pair.unstable, "load_start": pair.load_start,
+                         "load_end": pair.load_end, **environment(run_config)})
     frame = pd.DataFrame(rows)
     write_csv_atomic(frame, output)
     return frame

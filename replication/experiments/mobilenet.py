@@ -19,8 +19,8 @@ from .training_runs import data_config, load_trained
 
 def run(v2_run: dict[str, Any], v2_checkpoint: str | os.PathLike, v1_run: dict[str, Any],
         v1_checkpoint: str | os.PathLike, *, dataset: str, data: dict[str, Any], profile: str,
-        output: str | os.PathLike) -> pd.DataFrame:
-    _, test_set, info = build_datasets(data_config(data, dataset))
+        output: str | os.PathLike, seed: int = 0) -> pd.DataFrame:
+    _, test_set, info = build_datasets(data_config(data, dataset, seed))
     loader = DataLoader(test_set, batch_size=128)
     size = (info.in_chans, info.image_size, info.image_size)
     v2 = load_trained(v2_run, v2_checkpoint)
@@ -31,7 +31,7 @@ def run(v2_run: dict[str, Any], v2_checkpoint: str | os.PathLike, v1_run: dict[s
                                               ("RMNetV1", "MobileNetV2", False, converted),
                                               ("MobileNetV1", "Scratch", True, v1)):
         metrics = evaluate(model, loader, "cpu")
-        rows.append({"profile": profile, "dataset": dataset, "backbone": backbone, "initial": initial,
+        rows.append({"profile": profile, "dataset": dataset, "seed": seed, "backbone": backbone, "initial": initial,
                      "trained": trained, "params": count_params(model), "macs": count_macs(model, size),
                      "top1": metrics["top1"], "top5": metrics["top5"], "test_samples": metrics["samples"],
                      "image_size": info.image_size})

@@ -35,6 +35,11 @@ class PlainBasicBlock(BasicBlock):
         super().__init__(*args, **kwargs)
         self.downsample = None
 
+    def zero_init_last(self) -> None:
+        # timm zeroes the last BN so a residual block starts as its shortcut; without a shortcut that
+        # would make the block (and the whole network) output a constant, so the student never trains.
+        pass
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act1(self.bn1(self.conv1(x)))
         return self.act2(self.bn2(self.conv2(x)))
@@ -48,6 +53,9 @@ class PlainBottleneck(Bottleneck):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.downsample = None
+
+    def zero_init_last(self) -> None:
+        pass  # no shortcut: a zeroed last BN would make the block output a constant (see PlainBasicBlock)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act1(self.bn1(self.conv1(x)))

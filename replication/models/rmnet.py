@@ -121,6 +121,11 @@ class RMNet(ClassifierHeadMixin, nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        # As the official code: every block's last BN starts at zero, so each block starts as its
+        # shortcut (the zero-init-residual trick of timm's ``zero_init_last``).
+        for module in self.modules():
+            if isinstance(module, RMBlock):
+                nn.init.zeros_(module.bn3.weight)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(self.stem(x))

@@ -91,17 +91,34 @@ def ablation(csv: str | os.PathLike, stem: str | os.PathLike) -> list[Path]:
     return _save(fig, stem)
 
 
-def finetune(metrics: dict[str, str], baseline_top1: float, stem: str | os.PathLike) -> list[Path]:
-    """Figure 9: accuracy per fine-tuning epoch, with BN and without BN, against the baseline."""
+def _seed_curves(paths: list[str]) -> pd.DataFrame:
+    """Mean and 95 % CI of top-1 per epoch over the seeds' metrics files."""
+    from ..stats import summarize_seeds
+
+    frame = pd.concat([pd.read_csv(path) for path in paths], ignore_index=True)
+    rows = []
+    for epoch, group in frame.groupby("epoch"):
+        summary = summarize_seeds(group["top1"])
+        rows.append({"epoch": epoch, "mean": summary.mean, "low": summary.ci_low, "high": summary.ci_high,
+                     "n": summary.n, "profile": group["profile"].iloc[0] if "profile" in group else ""})
+    return pd.DataFrame(rows)
+
+
+def finetune(curves: dict[str, list[str]], base_metrics: list[str], stem: str | os.PathLike) -> list[Path]:
+    """Figure 9: top-1 per fine-tuning epoch (epoch 0: the converted model before any step), with BN
+    and without BN, mean and 95 % CI over seeds, against the base runs' final accuracy."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
     profile = ""
-    for label, path in metrics.items():
-        frame = pd.read_csv(path)
-        profile = _profile_title(frame)
-        ax.plot(frame["epoch"], frame["top1"], marker="o", label=label)
-    ax.axhline(baseline_top1, color="black", linestyle="--", label="baseline (converted, step 0)")
-    ax.set(xlabel="epoch", ylabel="top-1 (%)", title=profile)
+    for label, paths in curves.items():
+        frame = _seed_curves(paths)
+        profile = f"{_profile_title(frame)}, {int(frame['n'].max())} seed(s)"
+        line, = ax.plot(frame["epoch"], frame["mean"], marker="o", label=label)
+        ax.fill_between(frame["epoch"], frame["low"], frame["high"], color=line.get_color(), alpha=0.2)
+    base = [float(pd.read_csv(path)["top1"].iloc[-1]) for path in base_metrics]
+    ax.axhline(sum(base) / len(base), color="black", linestyle="--",
+               label="trained ResNet before conversion (mean over seeds)")
+    ax.set(xlabel="fine-tuning epoch", ylabel="top-1 (%)", title=profile)
     ax.legend()
     fig.tight_layout()
     return _save(fig, stem)

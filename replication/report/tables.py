@@ -29,24 +29,44 @@ def _context_note(frame: pd.DataFrame) -> str:
 PAPER_DATASET = {"cifar10": "CIFAR10", "cifar100": "CIFAR100", "imagenet": "ImageNet"}
 
 
-def accuracy_table(summary_csv: str | os.PathLike, paper_table: str, stem: str | os.PathLike, title: str) -> pd.DataFrame:
-    """Our accuracy / params / MACs per run beside the paper's accuracy for the same backbone.
+def format_ci(mean: float, low: float, high: float, digits: int = 2) -> str:
+    """``85.12 [84.30, 85.94]``; the bare mean where there is no interval (one seed)."""
+    if pd.isna(mean):
+        return "n/a"
+    if pd.isna(low) or pd.isna(high):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
-    Runs on CIFAR / ImageNet are set beside the paper's row of that dataset; Fashion-MNIST runs (embedded
-    default) beside the paper's CIFAR-10 row, for orientation only.
-    """
+
+def _status(row) -> str:
+    if getattr(row, "did_not_train", False):
+        return "did not train"
+    failed = int(getattr(row, "did_not_train_seeds", 0) or 0)
+    return f"{failed} seed(s) did not train" if failed else "trained"
+
+
+def accuracy_table(summary_csv: str | os.PathLike, paper_table: str, stem: str | os.PathLike, title: str) -> pd.DataFrame:
+    """Our top-1 (mean and 95 % CI over seeds) / params / MACs per run, beside the paper's top-1 for the
+    same backbone on each dataset the paper reports. A difference is given only where our dataset is
+    the paper's: a Fashion-MNIST number is never subtracted from a CIFAR one."""
     summary = pd.read_csv(summary_csv)
-    paper = reported(paper_table).set_index(["dataset", "backbone"])["top1_acc"]
+    paper = reported(paper_table)
+    paper_datasets = list(dict.fromkeys(paper["dataset"]))
+    paper_top1 = paper.set_index(["dataset", "backbone"])["top1_acc"]
     rows = []
     for r in summary.itertuples():
-        key = (PAPER_DATASET.get(r.dataset, "CIFAR10"), r.label)
-        paper_top1 = float(paper[key]) if key in paper.index else float("nan")
-        rows.append({"dataset": r.dataset, "model": r.label, "run": r.run, "params_m": r.params / 1e6,
-                     "macs_g": r.macs / 1e9, "epochs": r.epoch, "top1_ours": r.top1,
-                     "paper_dataset": key[0], "top1_paper": paper_top1, "difference": r.top1 - paper_top1})
+        row = {"dataset": r.dataset, "model": r.label, "run": r.run, "params_m": r.params / 1e6,
+               "macs_g": r.macs / 1e9, "epochs": r.epochs, "seeds": r.n_seeds,
+               "top1 (95% CI)": format_ci(r.top1, r.top1_ci_low, r.top1_ci_high), "status": _status(r)}
+        for dataset in paper_datasets:
+            row[f"paper {dataset}"] = float(paper_top1.get((dataset, r.label), float("nan")))
+        same = PAPER_DATASET.get(r.dataset)
+        row["difference (same dataset)"] = (r.top1 - row[f"paper {same}"]) if same in paper_datasets else float("nan")
+        rows.append(row)
     out = pd.DataFrame(rows)
-    write_table(out, stem, title, _context_note(summary) + " The paper column is the paper's setting "
-                "(full CIFAR / ImageNet, full width, 120-200 epochs); compare only like with like.")
+    write_table(out, stem, title, _context_note(summary) + " The paper columns are the paper's setting "
+                "(full CIFAR / ImageNet, full width, 120-200 epochs); a difference is computed only on the "
+                "same dataset.")
     return out
 
 

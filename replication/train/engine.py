@@ -83,11 +83,18 @@ def _parameter_groups(model: nn.Module, recipe: Preset) -> list[dict[str, Any]]:
 
 
 def _scheduler(optimizer: torch.optim.Optimizer, recipe: Preset) -> torch.optim.lr_scheduler.LRScheduler:
+    """Per-epoch schedule: ``warmup_epochs`` of linear warm-up, then step or cosine over the rest."""
+    warmup = recipe.warmup_epochs
     if recipe.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe.epochs)
-    if recipe.schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=recipe.step_size, gamma=recipe.gamma)
-    raise ValueError(f"unknown schedule {recipe.schedule!r} (step or cosine)")
+        main = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(recipe.epochs - warmup, 1))
+    elif recipe.schedule == "step":
+        main = torch.optim.lr_scheduler.StepLR(optimizer, step_size=recipe.step_size, gamma=recipe.gamma)
+    else:
+        raise ValueError(f"unknown schedule {recipe.schedule!r} (step or cosine)")
+    if warmup <= 0:
+        return main
+    ramp = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0 / (warmup + 1), total_iters=warmup)
+    return torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, main], milestones=[warmup])
 
 
 def add_bn_l1_subgradient(model: nn.Module, factor: float) -> None:

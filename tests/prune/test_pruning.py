@@ -71,3 +71,24 @@ def test_resnet_baseline_is_pruned_under_residual_constraints():
     # Residual coupling keeps every block's output width equal to its shortcut's.
     for block in (pruned.layer1[0], pruned.layer1[1]):
         assert block.conv2.out_channels == block.downsample[0].num_features
+
+
+def test_resnet_baseline_applies_the_same_threshold_rule_as_rmnet():
+    """Inside a block, a channel goes exactly when its BN scale is below the threshold (RMNet's rule);
+    a residual-stream channel goes exactly when every BN scale coupled to it is below it."""
+    pytest.importorskip("torch_pruning")
+    from replication.prune.baseline import prune_resnet_baseline
+    from replication.prune.slimming import bn_keep_masks
+
+    threshold = 1e-3
+    model = _sparse_resnet(seed=5, keep=0.5).float()
+    keep = bn_keep_masks(model, threshold)
+    pruned, _ = prune_resnet_baseline(model, threshold, (3, 32, 32))
+    for stage in ("layer1", "layer2", "layer3", "layer4"):
+        for index in range(2):
+            name = f"{stage}.{index}"
+            expected = max(int(keep[f"{name}.bn1"].sum()), 1)
+            assert pruned.get_submodule(name).conv1.out_channels == expected, name
+    stream = keep["bn1"] | keep["layer1.0.bn2"] | keep["layer1.1.bn2"] | keep["layer1.0.downsample.0"] \
+        | keep["layer1.1.downsample.0"]
+    assert pruned.layer1[0].conv2.out_channels == int(stream.sum())
