@@ -107,3 +107,32 @@ def throughput_report(csv: str, table: str, roofline_png: str) -> None:
 
     throughput_table.build(csv, table)
     roofline.plot(csv, _stem(roofline_png, ".png"))
+
+
+def exactness(output: str, profile: str) -> None:
+    from .experiments import exactness as exactness_experiment
+
+    exactness_experiment.run(output, profile)
+
+
+def speed_pairs(output: str, config: dict[str, Any], profile: str, threads: int) -> None:
+    from .claims import load_claims
+    from .experiments import speed_pairs as pairs_experiment
+
+    _threads(threads)
+    speed = config["throughput"]
+    base = ThroughputConfig(batch_size=speed["batch_size"], warmup=speed["warmup"], iters=speed["iters"],
+                            repeats=1, device=speed.get("device", "cpu"), dtype=speed.get("dtype", "float32"),
+                            channels_last=speed.get("channels_last", False))
+    pairs_experiment.run(load_claims(), base, rounds=speed.get("rounds", 8), max_rounds=speed.get("max_rounds", 32),
+                         profile=profile, output=output)
+
+
+def claims(results_dir: str, config: dict[str, Any], csv: str, table: str) -> None:
+    """Verdicts on every claim of the ledger from this profile's results, as CSV and Markdown."""
+    from .claims import Evidence, judge, load_claims
+    from .report import claims_table
+
+    frame = judge(load_claims(), Evidence(results_dir, config), smoke=bool(config.get("smoke", False)))
+    write_csv_atomic(frame, csv)
+    claims_table.build(csv, table)

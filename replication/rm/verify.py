@@ -26,7 +26,9 @@ def max_error(reference: nn.Module, candidate: nn.Module,
         ``max_abs``: max |reference(x) - candidate(x)| over all inputs and elements;
         ``max_rel``: ``max_abs`` divided by max |reference(x)| (a scale-free error; per-element
         ratios are meaningless near zero outputs);
-        ``reference_scale``: max |reference(x)|; ``num_inputs``: number of input batches.
+        ``reference_scale``: max |reference(x)|; ``num_inputs``: number of input batches;
+        ``finite``: 1.0 when every output of both models is finite. A NaN or infinite output on either
+        side makes ``max_abs`` and ``max_rel`` NaN, so every ``error <= bound`` check fails.
     The models' train/eval flags are restored afterwards.
     """
     batches = _as_batches(inputs)
@@ -36,14 +38,19 @@ def max_error(reference: nn.Module, candidate: nn.Module,
     try:
         max_abs = 0.0
         scale = 0.0
+        finite = True
         for x in batches:
             expected, actual = reference(x), candidate(x)
             if expected.shape != actual.shape:
                 raise ValueError(f"output shapes differ: {tuple(expected.shape)} vs {tuple(actual.shape)}")
+            # Python's max(0.0, nan) is 0.0: a non-finite output must not vanish into the maximum.
+            finite = finite and bool(torch.isfinite(expected).all()) and bool(torch.isfinite(actual).all())
             max_abs = max(max_abs, (expected - actual).abs().max().item())
             scale = max(scale, expected.abs().max().item())
     finally:
         for module, training in modes:
             module.train(training)
+    if not finite:
+        max_abs = float("nan")
     return {"max_abs": max_abs, "max_rel": max_abs / scale if scale > 0 else max_abs,
-            "reference_scale": scale, "num_inputs": float(len(batches))}
+            "reference_scale": scale, "num_inputs": float(len(batches)), "finite": float(finite)}

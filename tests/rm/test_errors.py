@@ -74,3 +74,19 @@ def test_converted_model_shares_no_storage_with_the_original():
     plain = rm.convert(model)
     original = {p.data_ptr() for p in model.parameters()} | {b.data_ptr() for b in model.buffers()}
     assert not original & {p.data_ptr() for p in plain.parameters()}
+
+
+def test_max_error_reports_a_non_finite_output_as_nan():
+    """max(0.0, nan) is 0.0 in Python: a NaN model must not pass a tolerance check."""
+    import math
+
+    reference = nn.Identity()
+    broken = nn.Sequential(nn.Identity())
+    x = torch.ones(2, 3)
+    x_nan = x.clone()
+    x_nan[0, 0] = float("nan")
+    assert rm.max_error(reference, broken, x)["max_abs"] == 0.0
+    for inputs in (x_nan, [x, x_nan]):
+        error = rm.max_error(reference, broken, inputs)
+        assert math.isnan(error["max_rel"]) and error["finite"] == 0.0
+        assert not error["max_rel"] <= 1e-5
