@@ -49,6 +49,14 @@ class MobileNetV1(nn.Module):
         self.num_classes = num_classes
         self.num_features = last_width
         self.classifier = nn.Sequential(nn.Dropout(drop_rate), nn.Linear(last_width, num_classes))
+        # torchvision's MobileNetV2 initialisation (PyTorch's default conv init otherwise): V1 trained
+        # from scratch (Table 2) then differs from V2 in its architecture only.
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out")
+            elif isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, 0, 0.01)
+                nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = nn.functional.adaptive_avg_pool2d(self.features(x), 1)

@@ -127,3 +127,33 @@ def test_mobilenet_v2_design_converts_to_the_mobilenet_v1_layout():
                 for m in model.modules() if isinstance(m, nn.Conv2d)]
 
     assert layout(rm.convert(v2)) == layout(v1)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_fresh_model_output_depends_on_its_input(name):
+    """A freshly built model, as training sees it (BN on batch statistics), must not output the same
+    logits for different images: a block without a shortcut whose last BN starts at zero (timm's
+    zero_init_last) does, and then it never trains."""
+    side = 32 if timm.models.get_pretrained_cfg(name).input_size[-1] == 32 else 64
+    torch.manual_seed(0)
+    model = timm.create_model(name, num_classes=10).train()
+    with torch.no_grad():
+        logits = model(torch.randn(4, 3, side, side))
+    spread = (logits - logits.mean(dim=0, keepdim=True)).abs().max()
+    assert spread > 1e-4 * logits.abs().max().clamp_min(1e-12), "different images give the same logits"
+
+
+def test_rmnet_blocks_start_as_their_shortcut_like_the_official_code():
+    from replication.models.rmnet import RMBlock
+
+    model = timm.create_model("rmnet26x3_32_cifar")
+    blocks = [m for m in model.modules() if isinstance(m, RMBlock)]
+    assert blocks and all(bool((block.bn3.weight == 0).all()) for block in blocks)
+    assert all(bool((block.bn1.weight == 1).all()) for block in blocks)
+
+
+def test_resdistill_students_keep_their_last_batchnorm():
+    for name in ("resdistill34_cifar", "resdistill50"):
+        model = timm.create_model(name)
+        last = [m for n, m in model.named_modules() if n.endswith(("bn2", "bn3")) and isinstance(m, nn.BatchNorm2d)]
+        assert last and all(bool((bn.weight == 1).all()) for bn in last), name
