@@ -325,6 +325,7 @@ rule gather_seeds:
 rule mobilenet_table:
     input:
         f"{RESULTS}/mobilenet/{{dataset}}.csv",
+        pairs=f"{RESULTS}/speed/pairs.csv",
     output:
         table=report(f"{FIGURES}/tables/table2_{{dataset}}.md", category="Tables"),
         tex=f"{FIGURES}/tables/table2_{{dataset}}.tex",
@@ -333,7 +334,7 @@ rule mobilenet_table:
     run:
         from replication.report.tables import mobilenet_table
 
-        mobilenet_table([input[0]], output.table[: -len(".md")])
+        mobilenet_table([input[0]], output.table[: -len(".md")], input.pairs)
 
 
 rule pruning:
