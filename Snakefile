@@ -24,6 +24,10 @@ configfile: "config/config.yaml"
 
 
 validate(config, "config/schema.yaml")
+try:
+    steps.check_config(config)  # model names and run references, before any job starts
+except ValueError as error:
+    raise WorkflowError(str(error))
 
 
 report: "workflow/report/workflow.rst"

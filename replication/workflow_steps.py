@@ -22,6 +22,34 @@ from .report import figures
 from .results import write_csv_atomic
 
 
+def check_config(config: dict[str, Any]) -> None:
+    """What the schema cannot see, checked before any job starts: every model name can be built and
+    every run an experiment names is defined. Raises ValueError listing each problem with its key."""
+    from . import zoo
+
+    problems = []
+    for run, spec in config["runs"].items():
+        try:
+            zoo.check_name(spec["model"])
+        except zoo.UnknownModelError as error:
+            problems.append(f"runs.{run}.model: {error}")
+    try:
+        zoo.check_name(config["ablation"]["base"]["model"])
+    except zoo.UnknownModelError as error:
+        problems.append(f"ablation.base.model: {error}")
+    experiments = config["experiments"]
+    named = {f"experiments.{key}": value for key in ("sota", "depth_study", "table3", "imagenet_sota")
+             for value in experiments.get(key, [])}
+    named.update({"experiments.mobilenet.v2": experiments["mobilenet"]["v2"],
+                  "experiments.mobilenet.v1": experiments["mobilenet"]["v1"],
+                  "experiments.pruning.run": experiments["pruning"]["run"],
+                  "experiments.finetune.base": experiments["finetune"]["base"]})
+    problems += [f"{key}: run {run!r} is not defined under runs" for key, run in named.items()
+                 if run not in config["runs"]]
+    if problems:
+        raise ValueError("invalid workflow config:\n  " + "\n  ".join(problems))
+
+
 def _stem(path: str, suffix: str) -> str:
     return path[: -len(suffix)]
 

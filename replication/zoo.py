@@ -20,11 +20,8 @@ def _torchvision_names() -> list[str]:
     return torchvision.models.list_models(module=torchvision.models)
 
 
-def create(name: str, **kwargs) -> nn.Module:
-    """Create ``name``: ``timm:NAME``, ``torchvision:NAME``, or a bare name (timm first, then torchvision).
-
-    ``kwargs`` go to the constructor (``num_classes``, ...). No pretrained weights are downloaded.
-    """
+def _resolve(name: str) -> tuple[str, str]:
+    """(source, bare name) of a model name, or :class:`UnknownModelError` with close matches."""
     import timm
 
     import replication.models  # noqa: F401  (registers the project's models with timm)
@@ -33,15 +30,33 @@ def create(name: str, **kwargs) -> nn.Module:
     if source not in ("", "timm", "torchvision"):
         raise UnknownModelError(f"unknown model source {source!r} in {name!r}: use 'timm:' or 'torchvision:'")
     if source in ("", "timm") and timm.is_model(bare):
-        return timm.create_model(bare, pretrained=False, **kwargs)
+        return "timm", bare
     if source in ("", "torchvision") and bare in _torchvision_names():
-        import torchvision
-
-        in_chans = kwargs.pop("in_chans", 3)  # torchvision constructors have no such argument
-        if in_chans != 3:
-            raise ValueError(f"torchvision model {bare!r} takes 3 input channels, not {in_chans}")
-        return torchvision.models.get_model(bare, weights=None, **kwargs)
+        return "torchvision", bare
     candidates = timm.list_models() + _torchvision_names()
     close = list(dict.fromkeys(difflib.get_close_matches(bare, candidates, n=8)))[:5]
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     raise UnknownModelError(f"unknown model {name!r} (not in timm's registry or torchvision).{hint}")
+
+
+def check_name(name: str) -> None:
+    """Raise :class:`UnknownModelError` (with close matches) unless ``name`` can be built."""
+    _resolve(name)
+
+
+def create(name: str, **kwargs) -> nn.Module:
+    """Create ``name``: ``timm:NAME``, ``torchvision:NAME``, or a bare name (timm first, then torchvision).
+
+    ``kwargs`` go to the constructor (``num_classes``, ...). No pretrained weights are downloaded.
+    """
+    source, bare = _resolve(name)
+    if source == "timm":
+        import timm
+
+        return timm.create_model(bare, pretrained=False, **kwargs)
+    import torchvision
+
+    in_chans = kwargs.pop("in_chans", 3)  # torchvision constructors have no such argument
+    if in_chans != 3:
+        raise ValueError(f"torchvision model {bare!r} takes 3 input channels, not {in_chans}")
+    return torchvision.models.get_model(bare, weights=None, **kwargs)

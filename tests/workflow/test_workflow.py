@@ -68,3 +68,22 @@ def test_missing_dataset_stops_before_any_job(tmp_path):
     assert result.returncode != 0
     assert "CIFAR10 not found" in output and "no-cifar" in output
     assert not (work / "results").exists()
+
+
+@pytest.mark.parametrize("changes, named", [
+    ({"training.overrides": {"batch_size": -4}}, "batch_size"),
+    ({"training.overrides": {"epochs": "two"}}, "two"),
+    ({"throughput.batchsize": 8}, "batchsize"),
+    ({"experiments.pruning.treshold": 0.1}, "treshold"),
+    ({"experiments.mobilenet.v3": "mobilenetv2"}, "v3"),
+    ({"experiments.finetune.epochs": 3}, "epochs"),
+    ({"ablation.sweeps.depth": [1]}, "depth"),
+    ({"training.device": "cdua"}, "cdua"),
+    ({"runs.resnet34.model": "resnet34_cifra"}, "resnet34_cifra"),
+    ({"experiments.sota": ["resnet34", "no_such_run"]}, "no_such_run"),
+])
+def test_config_errors_stop_the_dry_run_with_their_key(tmp_path, changes, named):
+    """Values read only at job time must fail `snakemake -n`, not hours later."""
+    result = _snakemake("-n", "--configfile", str(_config_with(tmp_path, **changes)))
+    assert result.returncode != 0
+    assert named in result.stdout + result.stderr
