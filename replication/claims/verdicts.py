@@ -232,44 +232,41 @@ def _speed_ratio(claim: Claim, evidence: Evidence) -> list[Verdict]:
                           else "", f"load average {row['load_start']:.1f} -> {row['load_end']:.1f}"))]
 
 
-def _mobilenet_rows(evidence: Evidence, dataset: str) -> pd.DataFrame | None:
-    return evidence.csv(f"mobilenet/{dataset}.csv")
+def _per_mobilenet_dataset(evidence: Evidence, judge_one: Callable[[pd.DataFrame, str], Verdict]) -> list[Verdict]:
+    """``judge_one(rows, dataset)`` for each dataset with Table 2 results (``mobilenet/<dataset>.csv``)."""
+    verdicts = []
+    for dataset in evidence.datasets:
+        frame = evidence.csv(f"mobilenet/{dataset}.csv")
+        verdicts.append(Verdict(NOT_RUN, dataset=dataset, note="no MobileNet results") if frame is None
+                        else judge_one(frame, dataset))
+    return verdicts
 
 
 def _equal_accuracy(claim: Claim, evidence: Evidence) -> list[Verdict]:
     tolerance = float(claim.measure.get("tolerance", 0.05))
-    verdicts = []
-    for dataset in evidence.datasets:
-        frame = _mobilenet_rows(evidence, dataset)
-        if frame is None:
-            verdicts.append(Verdict(NOT_RUN, dataset=dataset, note="no MobileNet results"))
-            continue
+
+    def judge_one(frame: pd.DataFrame, dataset: str) -> Verdict:
         top1 = frame.pivot_table(index="seed", columns="backbone", values="top1")
         diff = (top1[claim.measure["a"]] - top1[claim.measure["b"]]).abs()
-        verdicts.append(Verdict(EXACT if bool((diff <= tolerance).all()) else NOT_REPRODUCED, float(diff.max()),
-                                n_seeds=len(diff), dataset=dataset,
-                                scope=f"{dataset}, {int(frame['image_size'].iloc[0])}px, "
-                                      f"{int(frame['test_samples'].iloc[0])} test images, {len(diff)} trained models",
-                                evidence=f"mobilenet/{dataset}.csv",
-                                note=f"largest |top-1 difference| over seeds (bound {tolerance})"))
-    return verdicts
+        return Verdict(EXACT if bool((diff <= tolerance).all()) else NOT_REPRODUCED, float(diff.max()),
+                       n_seeds=len(diff), dataset=dataset,
+                       scope=f"{dataset}, {int(frame['image_size'].iloc[0])}px, "
+                             f"{int(frame['test_samples'].iloc[0])} test images, {len(diff)} trained models",
+                       evidence=f"mobilenet/{dataset}.csv",
+                       note=f"largest |top-1 difference| over seeds (bound {tolerance})")
+    return _per_mobilenet_dataset(evidence, judge_one)
 
 
 def _mobilenet_gap(claim: Claim, evidence: Evidence) -> list[Verdict]:
-    verdicts = []
-    for dataset in evidence.datasets:
-        frame = _mobilenet_rows(evidence, dataset)
-        if frame is None:
-            verdicts.append(Verdict(NOT_RUN, dataset=dataset, note="no MobileNet results"))
-            continue
+    def judge_one(frame: pd.DataFrame, dataset: str) -> Verdict:
         a = frame[frame["backbone"] == claim.measure["a"]]["top1"]
         b = frame[frame["backbone"] == claim.measure["b"]]["top1"]
         diff = difference_ci(a, b)
-        verdicts.append(Verdict(decide(diff.ci_low, diff.ci_high, n=diff.n), diff.mean, diff.ci_low, diff.ci_high,
-                                diff.n, dataset, f"{dataset}, {int(frame['image_size'].iloc[0])}px, paper width, "
-                                f"{diff.n} seeds", f"mobilenet/{dataset}.csv",
-                                f"top-1 {claim.measure['a']} {a.mean():.2f}, {claim.measure['b']} {b.mean():.2f}"))
-    return verdicts
+        return Verdict(decide(diff.ci_low, diff.ci_high, n=diff.n), diff.mean, diff.ci_low, diff.ci_high, diff.n,
+                       dataset, f"{dataset}, {int(frame['image_size'].iloc[0])}px, paper width, {diff.n} seeds",
+                       f"mobilenet/{dataset}.csv",
+                       f"top-1 {claim.measure['a']} {a.mean():.2f}, {claim.measure['b']} {b.mean():.2f}")
+    return _per_mobilenet_dataset(evidence, judge_one)
 
 
 def matched_difference(frame: pd.DataFrame, x: str) -> float:

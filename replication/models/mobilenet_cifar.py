@@ -33,6 +33,16 @@ MOBILENET_V1_PLAN = ((32, 1), (64, 2), (128, 1), (128, 2), (256, 1), (256, 2), (
 LAST_WIDTH = 1024
 
 
+def _init_like_torchvision(module: nn.Module) -> None:
+    """torchvision's MobileNetV2 initialisation: convs Kaiming-normal (fan out), linears N(0, 0.01)."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d):
+            nn.init.kaiming_normal_(layer.weight, mode="fan_out")
+        elif isinstance(layer, nn.Linear):
+            nn.init.normal_(layer.weight, 0, 0.01)
+            nn.init.zeros_(layer.bias)
+
+
 class MobileNetV1(nn.Module):
     """MobileNetV1: stem conv, 13 (depthwise 3x3 + pointwise 1x1) pairs, each conv + BN + ReLU6, then
     average pool and Linear. ``stem_stride`` 2 for ImageNet, 1 for CIFAR."""
@@ -51,12 +61,7 @@ class MobileNetV1(nn.Module):
         self.classifier = nn.Sequential(nn.Dropout(drop_rate), nn.Linear(last_width, num_classes))
         # torchvision's MobileNetV2 initialisation (PyTorch's default conv init otherwise): V1 trained
         # from scratch (Table 2) then differs from V2 in its architecture only.
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out")
-            elif isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, 0, 0.01)
-                nn.init.zeros_(module.bias)
+        _init_like_torchvision(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = nn.functional.adaptive_avg_pool2d(self.features(x), 1)
@@ -109,12 +114,7 @@ def _create_mobilenet_v2(num_classes: int = 1000, in_chans: int = 3, stem_stride
     model.last_channel = LAST_WIDTH
     model.num_classes = num_classes
     for module in (model.features[0], model.features[-1], model.classifier):
-        for layer in module.modules():
-            if isinstance(layer, nn.Conv2d):
-                nn.init.kaiming_normal_(layer.weight, mode="fan_out")
-            elif isinstance(layer, nn.Linear):
-                nn.init.normal_(layer.weight, 0, 0.01)
-                nn.init.zeros_(layer.bias)
+        _init_like_torchvision(module)
     return model
 
 
