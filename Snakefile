@@ -73,6 +73,15 @@ def launcher():
     return configured
 
 
+def checkpoint_dir(dataset, run, seed):
+    return f"{RUNS}/{dataset}/{run}/seed{seed}"
+
+
+def trained(run):
+    """Input function: the metrics of a finished training run (its checkpoint sits in checkpoint_dir)."""
+    return lambda wildcards: f"{RESULTS}/train/{wildcards.dataset}/{run}/seed{wildcards.seed}/metrics.csv"
+
+
 def metrics_of(runs, dataset):
     return [f"{RESULTS}/train/{dataset}/{run}/seed{seed}/metrics.csv" for run in runs for seed in SEEDS]
 
@@ -221,9 +230,10 @@ rule throughput_report:
 
 
 rule train:
+    # The checkpoint (RUNS/<dataset>/<run>/seed<k>/checkpoint.pt) is deliberately not an output:
+    # Snakemake deletes the outputs of a killed job, and the checkpoint is what the rerun resumes from.
     output:
         metrics=f"{RESULTS}/train/{{dataset}}/{{run}}/seed{{seed}}/metrics.csv",
-        checkpoint=f"{RUNS}/{{dataset}}/{{run}}/seed{{seed}}/checkpoint.pt",
     log:
         f"{LOGS}/train/{{dataset}}/{{run}}/seed{{seed}}.log",
     benchmark:
@@ -237,7 +247,7 @@ rule train:
     params:
         payload=training_payload,
         launcher=launcher(),
-        checkpoint_dir=lambda wildcards, output: os.path.dirname(output.checkpoint),
+        checkpoint_dir=lambda wildcards: checkpoint_dir(wildcards.dataset, wildcards.run, wildcards.seed),
     shell:
         "{params.launcher} -m replication.experiments train-run --payload {params.payload} "
         "--dataset {wildcards.dataset} --metrics {output.metrics} --checkpoint-dir {params.checkpoint_dir} "
@@ -303,14 +313,16 @@ rule table4:
 
 rule mobilenet:
     input:
-        v2=f"{RUNS}/{{dataset}}/{EXP['mobilenet']['v2']}/seed{{seed}}/checkpoint.pt",
-        v1=f"{RUNS}/{{dataset}}/{EXP['mobilenet']['v1']}/seed{{seed}}/checkpoint.pt",
+        v2=trained(EXP["mobilenet"]["v2"]),
+        v1=trained(EXP["mobilenet"]["v1"]),
     output:
         f"{RESULTS}/mobilenet/{{dataset}}/seed{{seed}}.csv",
     log:
         f"{LOGS}/mobilenet/{{dataset}}/seed{{seed}}.log",
     run:
-        steps.mobilenet(input.v2, input.v1, output[0], wildcards.dataset, config, PROFILE, int(wildcards.seed))
+        steps.mobilenet(checkpoint_dir(wildcards.dataset, EXP["mobilenet"]["v2"], wildcards.seed),
+                        checkpoint_dir(wildcards.dataset, EXP["mobilenet"]["v1"], wildcards.seed),
+                        output[0], wildcards.dataset, config, PROFILE, int(wildcards.seed))
 
 
 rule gather_seeds:
@@ -343,7 +355,7 @@ rule mobilenet_table:
 
 rule pruning:
     input:
-        f"{RUNS}/{{dataset}}/{EXP['pruning']['run']}/seed{{seed}}/checkpoint.pt",
+        trained(EXP["pruning"]["run"]),
     output:
         f"{RESULTS}/pruning/{{dataset}}/seed{{seed}}.csv",
     log:
@@ -352,7 +364,8 @@ rule pruning:
     resources:
         **GPU,
     run:
-        steps.pruning(input[0], output[0], wildcards.dataset, config, PROFILE, threads, int(wildcards.seed))
+        steps.pruning(checkpoint_dir(wildcards.dataset, EXP["pruning"]["run"], wildcards.seed), output[0],
+                      wildcards.dataset, config, PROFILE, threads, int(wildcards.seed))
 
 
 rule pruning_figure:
@@ -371,16 +384,16 @@ rule pruning_figure:
 
 rule finetune:
     input:
-        f"{RUNS}/{{dataset}}/{EXP['finetune']['base']}/seed{{seed}}/checkpoint.pt",
-    output:
+        trained(EXP["finetune"]["base"]),
+    output:  # the fine-tuning checkpoint is not an output either (see rule train)
         metrics=f"{RESULTS}/finetune/{{dataset}}/{{mode}}/seed{{seed}}/metrics.csv",
-        checkpoint=f"{RUNS}/{{dataset}}/finetune_{{mode}}/seed{{seed}}/checkpoint.pt",
     log:
         f"{LOGS}/finetune/{{dataset}}_{{mode}}/seed{{seed}}.log",
     threads: 1
     run:
-        steps.finetune(input[0], output.metrics, output.checkpoint, wildcards.mode, wildcards.dataset, config, PROFILE,
-                       int(wildcards.seed))
+        steps.finetune(checkpoint_dir(wildcards.dataset, EXP["finetune"]["base"], wildcards.seed), output.metrics,
+                       checkpoint_dir(wildcards.dataset, f"finetune_{wildcards.mode}", wildcards.seed),
+                       wildcards.mode, wildcards.dataset, config, PROFILE, int(wildcards.seed))
 
 
 rule finetune_figure:

@@ -69,11 +69,10 @@ def throughput(output: str, config: dict[str, Any], profile: str, threads: int) 
     throughput_experiment.run(output, rows, base, profile=profile, note=note, onnx=speed.get("onnx", False))
 
 
-def mobilenet(v2_checkpoint: str, v1_checkpoint: str, output: str, dataset: str, config: dict[str, Any],
+def mobilenet(v2_checkpoint_dir: str, v1_checkpoint_dir: str, output: str, dataset: str, config: dict[str, Any],
               profile: str, seed: int) -> None:
     runs, spec = config["runs"], config["experiments"]["mobilenet"]
-    mobilenet_experiment.run(runs[spec["v2"]], os.path.dirname(v2_checkpoint), runs[spec["v1"]],
-                             os.path.dirname(v1_checkpoint), dataset=dataset, data=config["data"], profile=profile,
+    mobilenet_experiment.run(runs[spec["v2"]], v2_checkpoint_dir, runs[spec["v1"]], v1_checkpoint_dir, dataset=dataset, data=config["data"], profile=profile,
                              output=output, seed=seed)
 
 
@@ -82,22 +81,22 @@ def gather_seeds(per_seed: list[str], output: str) -> None:
     write_csv_atomic(pd.concat([pd.read_csv(path) for path in per_seed], ignore_index=True), output)
 
 
-def pruning(checkpoint: str, output: str, dataset: str, config: dict[str, Any], profile: str, threads: int,
+def pruning(checkpoint_dir: str, output: str, dataset: str, config: dict[str, Any], profile: str, threads: int,
             seed: int) -> None:
     _threads(threads)
     spec = config["experiments"]["pruning"]
-    pruning_experiment.run(config["runs"][spec["run"]], os.path.dirname(checkpoint), thresholds=spec["thresholds"],
+    pruning_experiment.run(config["runs"][spec["run"]], checkpoint_dir, thresholds=spec["thresholds"],
                            dataset=dataset, data=config["data"], speed=spec["speed"], profile=profile, output=output,
                            seed=seed)
 
 
-def finetune(checkpoint: str, metrics: str, new_checkpoint: str, mode: str, dataset: str, config: dict[str, Any],
-             profile: str, seed: int) -> None:
+def finetune(base_checkpoint_dir: str, metrics: str, checkpoint_dir: str, mode: str, dataset: str,
+             config: dict[str, Any], profile: str, seed: int) -> None:
     spec = config["experiments"]["finetune"]
-    finetune_experiment.run(config["runs"][spec["base"]], os.path.dirname(checkpoint), mode=mode, dataset=dataset,
+    finetune_experiment.run(config["runs"][spec["base"]], base_checkpoint_dir, mode=mode, dataset=dataset,
                             data=config["data"], training=config["training"], profile=profile,
                             calibration_batches=spec.get("calibration_batches", 8),
-                            checkpoint_dir=os.path.dirname(new_checkpoint), metrics_csv=metrics, seed=seed)
+                            checkpoint_dir=checkpoint_dir, metrics_csv=metrics, seed=seed)
 
 
 def finetune_figure(base_metrics: list[str], mode_metrics: list[str], png: str) -> None:

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from .. import zoo
 from ..data import DataConfig, build_datasets
-from ..results import append_rows_atomic
+from ..results import append_rows_atomic, write_csv_atomic
 from .checkpoint import load_training_checkpoint, restore_rng_state, rng_state, save_atomic
 from .presets import Preset, get_preset
 
@@ -181,6 +181,8 @@ def train(config: TrainConfig, model: nn.Module | None = None) -> dict[str, Any]
         scaler.load_state_dict(state["scaler"])
         restore_rng_state(state["rng"])
         start_epoch = state["epoch"] + 1
+    if is_main:
+        _keep_committed_metrics(metrics_path, start_epoch)
     ddp_model = nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
     sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=config.seed,
@@ -253,6 +255,24 @@ def train(config: TrainConfig, model: nn.Module | None = None) -> dict[str, Any]
 
         last = pd.read_csv(metrics_path).iloc[-1].to_dict()  # already finished: report the last row
     return last
+
+
+def _keep_committed_metrics(metrics_path: Path, finished_epochs: int) -> None:
+    """Make ``metrics.csv`` agree with the checkpoint: keep the rows of the epochs it holds, drop the
+    rest. The metrics row is written just before the checkpoint, so a kill between the two (or a
+    fresh start in a used folder, or a checkpoint lost) would otherwise leave rows that the run
+    then writes again."""
+    if not metrics_path.exists():
+        return
+    if finished_epochs == 0:
+        metrics_path.unlink()
+        return
+    import pandas as pd
+
+    metrics = pd.read_csv(metrics_path)
+    committed = metrics[metrics["epoch"] <= finished_epochs]
+    if len(committed) != len(metrics):
+        write_csv_atomic(committed, metrics_path)
 
 
 def _plain(value: Any) -> Any:

@@ -63,6 +63,38 @@ def test_killed_run_resumes_at_the_right_epoch_with_identical_state(fashion_root
     assert list(pd.read_csv(tmp_path / "killed" / "metrics.csv")["epoch"]) == [1, 2, 3]
 
 
+def test_kill_between_metrics_and_checkpoint_leaves_each_epoch_once(fashion_root, tmp_path, monkeypatch):
+    """The metrics row of an epoch is written just before its checkpoint; a kill in between must not
+    leave that epoch's row twice after the resume."""
+    import replication.train.engine as engine
+
+    real_save = engine.save_atomic
+    calls = {"n": 0}
+
+    def dies_saving_epoch_two(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt("simulated kill after the metrics row of epoch 2")
+        return real_save(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "save_atomic", dies_saving_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(fashion_root, tmp_path))
+    assert list(pd.read_csv(tmp_path / "run" / "metrics.csv")["epoch"]) == [1, 2]
+    monkeypatch.setattr(engine, "save_atomic", real_save)
+    train(_config(fashion_root, tmp_path))
+    assert list(pd.read_csv(tmp_path / "run" / "metrics.csv")["epoch"]) == [1, 2, 3]
+
+
+def test_fresh_start_in_a_used_folder_starts_a_fresh_metrics_file(fashion_root, tmp_path):
+    train(_config(fashion_root, tmp_path, overrides={"epochs": 2, "batch_size": 32}))
+    train(_config(fashion_root, tmp_path, overrides={"epochs": 2, "batch_size": 32}, resume=False))
+    assert list(pd.read_csv(tmp_path / "run" / "metrics.csv")["epoch"]) == [1, 2]
+    (tmp_path / "run" / "checkpoint.pt").unlink()  # a lost checkpoint: its rows cannot be resumed
+    train(_config(fashion_root, tmp_path, overrides={"epochs": 2, "batch_size": 32}))
+    assert list(pd.read_csv(tmp_path / "run" / "metrics.csv")["epoch"]) == [1, 2]
+
+
 def test_checkpoint_of_another_architecture_is_refused(fashion_root, tmp_path):
     train(_config(fashion_root, tmp_path, overrides={"epochs": 1, "batch_size": 32}))
     with pytest.raises(CheckpointError, match="'resnet18_cifar', not 'resnet34_cifar'"):

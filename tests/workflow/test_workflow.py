@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -87,3 +88,38 @@ def test_config_errors_stop_the_dry_run_with_their_key(tmp_path, changes, named)
     result = _snakemake("-n", "--configfile", str(_config_with(tmp_path, **changes)))
     assert result.returncode != 0
     assert named in result.stdout + result.stderr
+
+
+def test_killed_training_job_resumes_from_its_checkpoint(tmp_path):
+    """SIGKILL the workflow mid-training; the rerun resumes after the last finished epoch, with
+    each epoch once in metrics.csv (the checkpoint is not a Snakemake output, so it is not deleted)."""
+    import os
+    import signal
+    import time
+
+    work = tmp_path / "work"
+    shutil.copytree(ROOT, work, ignore=shutil.ignore_patterns(".venv", "results", "runs", "figures", "logs",
+                                                               ".snakemake", "benchmarks", ".git"))
+    config = tmp_path / "resume.yaml"
+    config.write_text(yaml.safe_dump({"profile": "resume", "training": {"overrides": {"epochs": 3, "batch_size": 64}},
+                                      "data": {"train_subset": 1000, "test_subset": 100}}))
+    target = "results/resume/train/fashion_mnist/resnet18/seed0/metrics.csv"
+    options = ["--configfile", "config/config.yaml", str(config), "--", target]
+    args = [*SNAKEMAKE, "--cores", "1", *options]
+    checkpoint = work / "runs/resume/fashion_mnist/resnet18/seed0/checkpoint.pt"
+    process = subprocess.Popen(args, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not checkpoint.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.5)
+    assert checkpoint.exists(), "no checkpoint after the first epoch"
+    os.killpg(process.pid, signal.SIGKILL)  # the scheduler and the training job die together
+    process.wait()
+    subprocess.run([*SNAKEMAKE, "--unlock", "--configfile", "config/config.yaml", str(config)], cwd=work,
+                   capture_output=True, timeout=120)
+    rerun = subprocess.run([*SNAKEMAKE, "--cores", "1", "--rerun-incomplete", *options], cwd=work,
+                           capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    log = (work / "logs/resume/train/fashion_mnist/resnet18/seed0.log").read_text()
+    assert "epoch 1/3" not in log and "epoch 3/3" in log  # resumed, not restarted
+    assert list(pd.read_csv(work / target)["epoch"]) == [1, 2, 3]
