@@ -38,6 +38,14 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"checkpoint {path} is not a PyTorch checkpoint: torch.save writes a zip "
                               "archive and this file is not one (truncated, or another format)")
     try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()  # torch.save records a CRC-32 per entry; torch.load never checks it
+    except (zipfile.BadZipFile, OSError) as error:
+        raise CheckpointError(f"checkpoint {path} cannot be read: {error}") from None
+    if damaged is not None:
+        raise CheckpointError(f"checkpoint {path} is corrupt: entry {damaged!r} fails its CRC-32 check "
+                              "(flipped bytes on disk or in transfer); restore it or retrain")
+    try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -53,6 +53,22 @@ def test_truncated_checkpoint_gets_one_clear_error(tmp_path):
         load_weights(torchvision.models.resnet18(), truncated)
 
 
+def test_flipped_bytes_in_tensor_data_are_caught_for_convert_and_resume(tmp_path, capsys):
+    """torch.load does not check the zip CRCs: a flipped byte in a tensor would load silently."""
+    from replication.train.checkpoint import load_training_checkpoint
+
+    good = tmp_path / "good.pth"
+    torch.save({"model_name": "resnet18", "epoch": 0, "model": torchvision.models.resnet18().state_dict()}, good)
+    data = bytearray(good.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # inside the tensor data, far from the zip headers
+    flipped = tmp_path / "flipped.pth"
+    flipped.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="CRC-32"):
+        load_training_checkpoint(flipped, "resnet18")
+    assert cli.main(["convert", "--model", "torchvision:resnet18", "--checkpoint", str(flipped)]) == 2
+    assert "CRC-32" in capsys.readouterr().err
+
+
 def test_checkpoint_of_another_architecture_names_the_keys(tmp_path):
     path = tmp_path / "r34.pth"
     torch.save(torchvision.models.resnet34().state_dict(), path)
