@@ -117,7 +117,7 @@ def run_train(args: argparse.Namespace) -> int:
                       seed=args.seed)
     config = TrainConfig(model=args.model, data=data, preset=args.preset, overrides=overrides,
                          output_dir=str(args.output_dir), seed=args.seed, workers=args.workers,
-                         sparsity=args.sparsity, profile=args.profile, resume=not args.no_resume,
+                         sparsity=args.sparsity, profile=args.profile, resume=not args.no_resume, extend=args.extend,
                          model_kwargs=json.loads(args.model_kwargs),
                          **({"device": args.device} if args.device else {}))
     last = train(config)
@@ -197,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--device")
     fit.add_argument("--profile", default="adhoc")
     fit.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+    fit.add_argument("--extend", action="store_true",
+                     help="resume a finished or running run with more --epochs (the schedule is rebuilt); other "
+                          "differences from the checkpoint's run are refused")
     fit.add_argument("--output-dir", type=Path, required=True)
     fit.set_defaults(func=run_train)
     return parser

@@ -15,6 +15,7 @@ import math
 import os
 import random
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ class TrainConfig:
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     profile: str = "adhoc"
     resume: bool = True
+    extend: bool = False               # resume with more epochs than the checkpoint's run: rebuild the schedule
 
     @property
     def recipe(self) -> Preset:
@@ -175,12 +177,22 @@ def train(config: TrainConfig, model: nn.Module | None = None) -> dict[str, Any]
     start_epoch = 0
     if config.resume and checkpoint_path.exists():
         state = load_training_checkpoint(checkpoint_path, config.model)
+        extended = _check_resume(state.get("config", {}), config, checkpoint_path)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         restore_rng_state(state["rng"])
         start_epoch = state["epoch"] + 1
+        if extended:  # a longer run: the schedule of the new length, advanced to where the run stands
+            for group in optimizer.param_groups:
+                group["lr"] = group["initial_lr"]
+            scheduler = _scheduler(optimizer, recipe)
+            with warnings.catch_warnings():  # fast-forwarding a schedule, not skipping an optimizer step
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
+                for _ in range(start_epoch):
+                    scheduler.step()
+        else:
+            scheduler.load_state_dict(state["scheduler"])
     if is_main:
         _keep_committed_metrics(metrics_path, start_epoch)
     ddp_model = nn.parallel.DistributedDataParallel(model) if world > 1 else model
@@ -255,6 +267,41 @@ def train(config: TrainConfig, model: nn.Module | None = None) -> dict[str, Any]
 
         last = pd.read_csv(metrics_path).iloc[-1].to_dict()  # already finished: report the last row
     return last
+
+
+class ResumeMismatchError(ValueError):
+    """A checkpoint's run was made with other settings than the run that would resume it."""
+
+
+_RESUME_KEYS = ("model_kwargs", "sparsity", "shortcut_batchnorms", "seed")
+_DATA_KEYS_IGNORED = ("root", "download")  # where the data lies may change; what it is may not
+
+
+def _check_resume(saved: dict[str, Any], config: TrainConfig, path: Path) -> bool:
+    """Raise :class:`ResumeMismatchError` listing every setting that differs from the checkpoint's run.
+
+    With ``config.extend``, more epochs than the checkpoint's run is allowed (returns True: the
+    schedule must be rebuilt); every other difference still stops the resume."""
+    if not saved:
+        return False
+    current = _plain(asdict(config))
+    before = asdict(get_preset(saved["preset"], **saved.get("overrides", {})))
+    now = asdict(config.recipe)
+    differences = [f"recipe.{key}: checkpoint {before[key]!r}, now {now[key]!r}"
+                   for key in now if before.get(key) != now[key] and key != "description"]
+    differences += [f"{key}: checkpoint {saved.get(key)!r}, now {current[key]!r}"
+                    for key in _RESUME_KEYS if saved.get(key) != current[key]]
+    saved_data, data = saved.get("data", {}), current["data"]
+    differences += [f"data.{key}: checkpoint {saved_data.get(key)!r}, now {data[key]!r}"
+                    for key in data if key not in _DATA_KEYS_IGNORED and saved_data.get(key) != data[key]]
+    longer = now["epochs"] > before["epochs"]
+    rest = [d for d in differences if not d.startswith("recipe.epochs:")]
+    if not differences or (config.extend and longer and not rest):
+        return bool(differences)
+    hint = (" To train longer, resume with extend=True (--extend)." if longer and not rest else "")
+    raise ResumeMismatchError(f"{path} was written by a run with other settings; resuming would mix two runs. "
+                              "Differences:\n  " + "\n  ".join(differences) +
+                              f"\nUse another output folder, or start over (resume=False / --no-resume).{hint}")
 
 
 def _keep_committed_metrics(metrics_path: Path, finished_epochs: int) -> None:

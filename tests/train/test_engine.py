@@ -1,5 +1,6 @@
 """The training engine on tiny data: learning, exact resume after a kill, DDP, presets, bad input."""
 
+import math
 import subprocess
 import sys
 import textwrap
@@ -93,6 +94,29 @@ def test_fresh_start_in_a_used_folder_starts_a_fresh_metrics_file(fashion_root, 
     (tmp_path / "run" / "checkpoint.pt").unlink()  # a lost checkpoint: its rows cannot be resumed
     train(_config(fashion_root, tmp_path, overrides={"epochs": 2, "batch_size": 32}))
     assert list(pd.read_csv(tmp_path / "run" / "metrics.csv")["epoch"]) == [1, 2]
+
+
+def test_resume_with_another_recipe_is_refused_with_the_differences(fashion_root, tmp_path):
+    from replication.train.engine import ResumeMismatchError
+
+    train(_config(fashion_root, tmp_path, overrides={"epochs": 2, "batch_size": 32}))
+    with pytest.raises(ResumeMismatchError) as error:
+        train(_config(fashion_root, tmp_path, overrides={"epochs": 3, "batch_size": 32, "lr": 0.5}))
+    message = str(error.value)
+    assert "recipe.epochs: checkpoint 2, now 3" in message and "recipe.lr: checkpoint 0.05, now 0.5" in message
+    with pytest.raises(ResumeMismatchError, match="--extend"):
+        train(_config(fashion_root, tmp_path, overrides={"epochs": 3, "batch_size": 32}))
+    assert list(pd.read_csv(tmp_path / "run" / "metrics.csv")["epoch"]) == [1, 2]  # nothing was touched
+
+
+def test_extending_a_run_rebuilds_its_schedule(fashion_root, tmp_path):
+    train(_config(fashion_root, tmp_path, overrides={"epochs": 2, "batch_size": 32}))
+    last = train(_config(fashion_root, tmp_path, overrides={"epochs": 4, "batch_size": 32}, extend=True))
+    metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    assert list(metrics["epoch"]) == [1, 2, 3, 4] and last["epoch"] == 4
+    # Epochs 3 and 4 follow the 4-epoch cosine schedule of lr 0.05, not the finished 2-epoch one (lr 0).
+    expected = [0.05 * (1 + math.cos(math.pi * epoch / 4)) / 2 for epoch in (2, 3)]
+    assert metrics["lr"].iloc[2:].tolist() == pytest.approx(expected)
 
 
 def test_checkpoint_of_another_architecture_is_refused(fashion_root, tmp_path):
