@@ -188,7 +188,7 @@ def train(config: TrainConfig, model: nn.Module | None = None) -> dict[str, Any]
                 group["lr"] = group["initial_lr"]
             scheduler = _scheduler(optimizer, recipe)
             with warnings.catch_warnings():  # fast-forwarding a schedule, not skipping an optimizer step
-                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
+                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
                 for _ in range(start_epoch):
                     scheduler.step()
         else:
