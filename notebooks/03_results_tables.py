@@ -52,3 +52,22 @@ if speed_files:
 else:
     display_frame = reported("table1_sota")[["dataset", "backbone", "imgs_per_sec"]]
 display_frame.head(20)
+
+# %% [markdown]
+# ## Verdicts on the paper's claims
+#
+# The claims ledger lists every empirical claim of the paper with the rule that decides it. Where a
+# profile has run, `results/<profile>/claims.csv` holds its verdicts (the committed evidence run is
+# `results/evidence/claims.csv`); otherwise the ledger itself is shown.
+
+# %%
+from replication.claims import load_claims
+
+claims_files = sorted((ROOT / "results").glob("*/claims.csv"))
+if claims_files:
+    verdicts = pd.read_csv(claims_files[0])
+    table = verdicts[["id", "verdict", "effect", "ci_low", "ci_high", "n_seeds", "scope"]]
+else:
+    table = pd.DataFrame([{"id": c.id, "source": c.source, "statement": c.statement, "rule": c.rule}
+                          for c in load_claims()])
+table
