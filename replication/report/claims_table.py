@@ -42,3 +42,16 @@ def build(claims_csv: str | os.PathLike, output_md: str | os.PathLike, *, wall_t
         header += ["", wall_time]
     write_text_atomic("\n".join(header) + "\n\n" + table.to_markdown(index=False) + "\n", output_md)
     return table
+
+
+def readme_table(claims_csv: str | os.PathLike) -> str:
+    """The compact verdict table of the README (statement, verdict, effect and CI, seeds, dataset)."""
+    frame = pd.read_csv(claims_csv, keep_default_na=False, na_values=[""])
+    table = pd.DataFrame({
+        "claim (paper)": frame["statement"] + " (" + frame["source"] + ")",
+        "verdict": frame["verdict"],
+        "effect [95% CI]": frame.apply(_effect, axis=1),
+        "seeds": frame["n_seeds"].map(lambda n: "" if pd.isna(n) else str(int(n))),
+        "paper": frame["paper"].fillna(""),
+    })
+    return table.to_markdown(index=False)
