@@ -105,7 +105,7 @@ def run(output: str | os.PathLike, profile: str) -> pd.DataFrame:
     rows = []
     for downsample, claim in (("dirac", "exact_resnet_type2"), ("prelu", "exact_resnet_type1")):
         for name in ("torchvision:resnet18", "resnet50"):
-            rows += _equivalence_rows(claim, name, 64, 4.0, downsample=downsample)
+            rows += _equivalence_rows(claim, name, 32, 4.0, downsample=downsample)
     rows += _formula_rows() + _mobilenet_rows() + _table4_rows()
     frame = pd.DataFrame(rows)
     frame.insert(0, "profile", profile)
