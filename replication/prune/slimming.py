@@ -114,6 +114,8 @@ def prune_plain(plain: nn.Sequential) -> nn.Sequential:
         keep = _keep_channels(layer, consumer)
         if bool(keep.all()):
             continue
+        if not bool(keep.any()):  # a layer cannot lose every channel: keep one (it outputs exact zeros)
+            keep[0] = True
         layers[index] = _slice_conv(layer, keep, None)
         for between in range(index + 1, target):
             layers[between] = _slice_activation(layers[between], keep)

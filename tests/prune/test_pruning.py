@@ -60,6 +60,16 @@ def test_prune_plain_leaves_a_dense_network_alone():
     assert sum(p.numel() for p in pruned.parameters()) == sum(p.numel() for p in plain.parameters())
 
 
+def test_a_fully_masked_layer_keeps_one_zero_channel():
+    """A threshold above every scale of a BN masks the whole layer; the pruned network keeps one
+    (all-zero) channel there and still equals the masked network."""
+    model = _sparse_resnet(seed=6, keep=0.5)
+    masked, pruned, _ = slim_and_prune(model, threshold=100.0)  # above every scale: every channel masked
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    assert rm.max_error(masked, pruned, x)["max_rel"] <= 1e-10
+    assert min(m.out_channels for m in pruned if isinstance(m, nn.Conv2d)) >= 1
+
+
 def test_resnet_baseline_is_pruned_under_residual_constraints():
     pytest.importorskip("torch_pruning")
     from replication.prune.baseline import prune_resnet_baseline
