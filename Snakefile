@@ -322,10 +322,11 @@ rule mobilenet:
         f"{RESULTS}/mobilenet/{{dataset}}/seed{{seed}}.csv",
     log:
         f"{LOGS}/mobilenet/{{dataset}}/seed{{seed}}.log",
+    params:
+        v2=lambda wildcards: checkpoint_dir(wildcards.dataset, EXP["mobilenet"]["v2"], wildcards.seed),
+        v1=lambda wildcards: checkpoint_dir(wildcards.dataset, EXP["mobilenet"]["v1"], wildcards.seed),
     run:
-        steps.mobilenet(checkpoint_dir(wildcards.dataset, EXP["mobilenet"]["v2"], wildcards.seed),
-                        checkpoint_dir(wildcards.dataset, EXP["mobilenet"]["v1"], wildcards.seed),
-                        output[0], wildcards.dataset, config, PROFILE, int(wildcards.seed))
+        steps.mobilenet(params.v2, params.v1, output[0], wildcards.dataset, config, PROFILE, int(wildcards.seed))
 
 
 rule gather_seeds:
@@ -366,9 +367,10 @@ rule pruning:
     threads: workflow.cores  # includes timing
     resources:
         **GPU,
+    params:
+        trained=lambda wildcards: checkpoint_dir(wildcards.dataset, EXP["pruning"]["run"], wildcards.seed),
     run:
-        steps.pruning(checkpoint_dir(wildcards.dataset, EXP["pruning"]["run"], wildcards.seed), output[0],
-                      wildcards.dataset, config, PROFILE, threads, int(wildcards.seed))
+        steps.pruning(params.trained, output[0], wildcards.dataset, config, PROFILE, threads, int(wildcards.seed))
 
 
 rule pruning_figure:
@@ -393,10 +395,12 @@ rule finetune:
     log:
         f"{LOGS}/finetune/{{dataset}}_{{mode}}/seed{{seed}}.log",
     threads: 1
+    params:
+        base=lambda wildcards: checkpoint_dir(wildcards.dataset, EXP["finetune"]["base"], wildcards.seed),
+        own=lambda wildcards: checkpoint_dir(wildcards.dataset, f"finetune_{wildcards.mode}", wildcards.seed),
     run:
-        steps.finetune(checkpoint_dir(wildcards.dataset, EXP["finetune"]["base"], wildcards.seed), output.metrics,
-                       checkpoint_dir(wildcards.dataset, f"finetune_{wildcards.mode}", wildcards.seed),
-                       wildcards.mode, wildcards.dataset, config, PROFILE, int(wildcards.seed))
+        steps.finetune(params.base, output.metrics, params.own, wildcards.mode, wildcards.dataset, config, PROFILE,
+                       int(wildcards.seed))
 
 
 rule finetune_figure:
