@@ -120,7 +120,7 @@ def _exactness(claim: Claim, evidence: Evidence) -> list[Verdict]:
                     scope=f"random BN statistics, {', '.join(dtypes) or 'integer counts'}, {rows['device'].iloc[0]}",
                     evidence="exactness/exactness.csv",
                     note=_join(f"{len(rows)} checks" + (", worst relative error shown" if len(errors) else
-                                                         ", largest deviation from the formula shown"),
+                                                         ", largest deviation from the expected count shown"),
                                f"failed: {'; '.join(failed)}" if failed else ""))]
 
 
