@@ -11,10 +11,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from .results import check_target
+
 
 def save_atomic(payload: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` to a temporary file beside ``path``, then rename: a kill never leaves half a file."""
     path = Path(path)
+    check_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     try:

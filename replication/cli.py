@@ -63,12 +63,12 @@ def run_convert(args: argparse.Namespace) -> int:
     print(f"{args.model}: downsample={args.downsample}, input {args.batch_size}x{size}")
     _print_summary(_structure(model, size), _structure(plain, size), error, args.dtype)
     tolerance = 1e-10 if args.dtype == "float64" else 1e-5
-    if args.output:
+    if not error["max_rel"] <= tolerance:  # NaN fails too: a non-finite output is never accepted
+        print(f"error: relative error {error['max_rel']:.3e} exceeds {tolerance:g}; nothing written", file=sys.stderr)
+        return 1
+    if args.output:  # only a verified network lands on disk
         path = save_plain(plain, args.output)
         print(f"saved plain model to {path} (load with replication.rm.plain_io.load_plain)")
-    if error["max_rel"] > tolerance:
-        print(f"error: relative error {error['max_rel']:.3e} exceeds {tolerance:g}", file=sys.stderr)
-        return 1
     return 0
 
 
@@ -216,6 +216,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (CheckpointError, RMConversionError, UnknownModelError, ThroughputError, DatasetNotFoundError,
-            ValueError) as error:
+            ValueError, FileExistsError, PermissionError, IsADirectoryError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -15,9 +15,18 @@ def _umask() -> int:
     return mask
 
 
+def check_target(path: Path) -> None:
+    """Refuse to replace anything but a regular file: a rename over a symlink, a FIFO or a device
+    node would silently turn it into a regular file."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        kind = "a symlink" if path.is_symlink() else "a directory" if path.is_dir() else "not a regular file"
+        raise FileExistsError(f"refusing to write {path}: it exists and is {kind}")
+
+
 def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write ``frame`` to ``path`` through a temporary file in the same folder and an atomic rename."""
     path = Path(path)
+    check_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
                                      delete=False, newline="") as handle:
@@ -34,6 +43,7 @@ def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
 def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
     """Write ``text`` to ``path`` through a temporary file and an atomic rename."""
     path = Path(path)
+    check_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)

@@ -163,3 +163,4 @@ def claims(results_dir: str, config: dict[str, Any], csv: str, table: str) -> No
     frame = judge(load_claims(), Evidence(results_dir, config), smoke=bool(config.get("smoke", False)))
     write_csv_atomic(frame, csv)
     claims_table.build(csv, table)
+

@@ -98,3 +98,47 @@ def test_plain_model_round_trips_through_file(tmp_path, builder, downsample):
     x = torch.randn(1, 3, 32, 32) * 5
     assert torch.equal(loaded(x), plain(x))
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+
+
+def test_convert_writes_nothing_when_the_check_fails_or_is_nan(tmp_path, monkeypatch, capsys):
+    """A NaN output must fail the tolerance check (max(0.0, nan) is 0.0), and a failed check must
+    leave nothing on disk."""
+    output = tmp_path / "plain.pt"
+    monkeypatch.setattr(rm, "max_error", lambda *args, **kwargs: {"max_abs": float("nan"), "max_rel": float("nan"),
+                                                                   "reference_scale": 1.0, "num_inputs": 1.0,
+                                                                   "finite": 0.0})
+    code = cli.main(["convert", "--model", "torchvision:resnet18", "--input-size", "32", "--output", str(output)])
+    assert code == 1 and not output.exists()
+    assert "nothing written" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "directory"])
+def test_atomic_writers_refuse_a_target_that_is_not_a_regular_file(tmp_path, kind):
+    import os
+
+    import pandas as pd
+
+    from replication.checkpoints import save_atomic
+    from replication.results import write_csv_atomic, write_text_atomic
+
+    target = tmp_path / "target"
+    if kind == "symlink":
+        (tmp_path / "elsewhere").write_text("keep me")
+        target.symlink_to(tmp_path / "elsewhere")
+    elif kind == "fifo":
+        os.mkfifo(target)
+    else:
+        target.mkdir()
+    for write in (lambda: write_csv_atomic(pd.DataFrame({"a": [1]}), target), lambda: write_text_atomic("x", target),
+                  lambda: save_atomic({"a": torch.ones(1)}, target)):
+        with pytest.raises(FileExistsError, match="refusing to write"):
+            write()
+    assert target.is_symlink() if kind == "symlink" else (target.is_fifo() if kind == "fifo" else target.is_dir())
+
+
+def test_max_error_restores_every_submodule_flag():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Dropout(0.5), torch.nn.Linear(3, 3))
+    model.train()
+    model[1].eval()  # a mixed model, on purpose
+    rm.max_error(model, model, torch.randn(2, 3))
+    assert [m.training for m in model] == [True, False, True] and model.training

@@ -29,10 +29,11 @@ def max_error(reference: nn.Module, candidate: nn.Module,
         ``reference_scale``: max |reference(x)|; ``num_inputs``: number of input batches;
         ``finite``: 1.0 when every output of both models is finite. A NaN or infinite output on either
         side makes ``max_abs`` and ``max_rel`` NaN, so every ``error <= bound`` check fails.
-    The models' train/eval flags are restored afterwards.
+    Every module's train/eval flag is restored afterwards, as it was (mixed models included).
     """
     batches = _as_batches(inputs)
-    modes = [(m, m.training) for m in (reference, candidate)]
+    # Every submodule's own flag: a model may mix training and eval submodules on purpose.
+    modes = [(m, m.training) for model in (reference, candidate) for m in model.modules()]
     reference.eval()
     candidate.eval()
     try:
@@ -49,7 +50,7 @@ def max_error(reference: nn.Module, candidate: nn.Module,
             scale = max(scale, expected.abs().max().item())
     finally:
         for module, training in modes:
-            module.train(training)
+            module.training = training
     if not finite:
         max_abs = float("nan")
     return {"max_abs": max_abs, "max_rel": max_abs / scale if scale > 0 else max_abs,

@@ -123,3 +123,4 @@ def test_killed_training_job_resumes_from_its_checkpoint(tmp_path):
     log = (work / "logs/resume/train/fashion_mnist/resnet18/seed0.log").read_text()
     assert "epoch 1/3" not in log and "epoch 3/3" in log  # resumed, not restarted
     assert list(pd.read_csv(work / target)["epoch"]) == [1, 2, 3]
+
