@@ -7,6 +7,7 @@ Every function takes the rule's files and the workflow config; all real work is 
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -58,12 +59,17 @@ def _threads(threads: int) -> None:
     torch.set_num_threads(max(1, min(threads, os.cpu_count() or 1)))
 
 
+def _throughput_config(speed: dict[str, Any]) -> ThroughputConfig:
+    """The measurement settings of the config's ``throughput`` section."""
+    return ThroughputConfig(batch_size=speed["batch_size"], warmup=speed["warmup"], iters=speed["iters"],
+                            repeats=speed["repeats"], device=speed.get("device", "cpu"),
+                            dtype=speed.get("dtype", "float32"), channels_last=speed.get("channels_last", False))
+
+
 def throughput(output: str, config: dict[str, Any], profile: str, threads: int) -> None:
     _threads(threads)
     speed = config["throughput"]
-    base = ThroughputConfig(batch_size=speed["batch_size"], warmup=speed["warmup"], iters=speed["iters"],
-                            repeats=speed["repeats"], device=speed.get("device", "cpu"),
-                            dtype=speed.get("dtype", "float32"), channels_last=speed.get("channels_last", False))
+    base = _throughput_config(speed)
     rows = throughput_experiment.timing_rows(tuple(speed["tables"]), tuple(speed["datasets"]))
     note = f"profile {profile}: batch {speed['batch_size']}, {speed['warmup']} warm-up, {speed['iters']} timed batches"
     throughput_experiment.run(output, rows, base, profile=profile, note=note, onnx=speed.get("onnx", False))
@@ -148,10 +154,8 @@ def speed_pairs(output: str, config: dict[str, Any], profile: str, threads: int)
 
     _threads(threads)
     speed = config["throughput"]
-    base = ThroughputConfig(batch_size=speed["batch_size"], warmup=speed["warmup"], iters=speed["iters"],
-                            repeats=1, device=speed.get("device", "cpu"), dtype=speed.get("dtype", "float32"),
-                            channels_last=speed.get("channels_last", False))
-    pairs_experiment.run(load_claims(), base, rounds=speed.get("rounds", 8), max_rounds=speed.get("max_rounds", 32),
+    # Pairs count rounds, not repeats: repeats=1 keeps the recorded context truthful.
+    pairs_experiment.run(load_claims(), replace(_throughput_config(speed), repeats=1), rounds=speed.get("rounds", 8), max_rounds=speed.get("max_rounds", 32),
                          profile=profile, output=output)
 
 

@@ -55,3 +55,11 @@ def test_paired_ratio_uses_alternating_rounds_and_flags_an_unstable_ratio():
     with pytest.raises(ValueError, match="rounds"):
         measure_pair(model, model, config, rounds=1)
     assert torch.get_num_threads() >= 1
+
+
+def test_paired_ratio_names_a_model_that_cannot_take_the_input():
+    from replication.measure.throughput import ThroughputError
+
+    config = ThroughputConfig(batch_size=2, input_size=(3, 8, 8), warmup=0, iters=1, device="cpu")
+    with pytest.raises(ThroughputError, match="narrow.*cannot take input"):
+        measure_pair(nn.Conv2d(3, 4, 3), nn.Conv2d(5, 4, 3), config, names=("wide", "narrow"))

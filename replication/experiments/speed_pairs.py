@@ -38,7 +38,8 @@ def run(claims: list[Claim], base: ThroughputConfig, *, rounds: int, max_rounds:
         row = {"profile": profile, "claim_id": claim.id, "a_model": a["model"], "a_form": a.get("form", "train"),
                "b_model": b["model"], "b_form": b.get("form", "train"), **environment(config)}
         try:
-            pair = measure_pair(build_side(a, size), build_side(b, size), config, rounds=rounds, max_rounds=max_rounds)
+            pair = measure_pair(build_side(a, size), build_side(b, size), config, rounds=rounds, max_rounds=max_rounds,
+                                names=(f"{a['model']} ({row['a_form']})", f"{b['model']} ({row['b_form']})"))
             row.update(pair.as_row(), images_per_sec_a=pair.images_per_sec_a, images_per_sec_b=pair.images_per_sec_b,
                        status="ok")
         except ThroughputError as error:

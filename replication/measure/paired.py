@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .throughput import ThroughputConfig, _autocast, _synchronizer, prepare
+from .throughput import ThroughputConfig, _autocast, _synchronizer, check_input, prepare
 
 
 @dataclass
@@ -61,11 +61,12 @@ def _load() -> float:
 
 def measure_pair(model_a: nn.Module, model_b: nn.Module, config: ThroughputConfig, *, rounds: int = 8,
                  max_rounds: int = 32, tolerance: float = 0.05,
-                 timer: Callable[[], float] = time.perf_counter) -> PairedRatio:
+                 timer: Callable[[], float] = time.perf_counter, names: tuple[str, str] = ("A", "B")) -> PairedRatio:
     """Throughput ratio A / B under ``config`` (batch, input size, device, dtype), measured as a pair.
 
     Each round times ``config.iters`` batches of each model, in alternating order; ``config.warmup``
     batches of each run first. Neither caller's model is modified (both are copied by ``prepare``).
+    Raises :class:`~replication.measure.throughput.ThroughputError` when a model cannot take the input.
     """
     if rounds < 2 or max_rounds < rounds:
         raise ValueError(f"need 2 <= rounds <= max_rounds, got rounds={rounds}, max_rounds={max_rounds}")
@@ -85,7 +86,8 @@ def measure_pair(model_a: nn.Module, model_b: nn.Module, config: ThroughputConfi
     rates_a: list[float] = []
     rates_b: list[float] = []
     with torch.inference_mode(), _autocast(config):
-        for model in (first, second):
+        for model, name in zip((first, second), names):
+            check_input(model, x, name)  # a shape the model cannot take: ThroughputError, as for one model
             for _ in range(config.warmup):
                 model(x)
         target = rounds

@@ -135,6 +135,18 @@ def _autocast(config: ThroughputConfig) -> contextlib.AbstractContextManager:
     return torch.autocast(device_type=device_type, dtype=DTYPES[config.dtype])
 
 
+def check_input(model: nn.Module, x: torch.Tensor, name: str) -> None:
+    """One forward pass before any timing: an input the model cannot take is a :class:`ThroughputError`
+    naming the model and the shape (out-of-memory errors pass through for the caller to report)."""
+    try:
+        model(x)
+    except RuntimeError as error:
+        if _is_oom(error):
+            raise
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ThroughputError(f"{name} cannot take input {tuple(x.shape)}: {first[:300]}") from None
+
+
 def measure_throughput(model: nn.Module, config: ThroughputConfig = ThroughputConfig(), *,
                        timer: Callable[[], float] = time.perf_counter, name: str = "model") -> ThroughputResult:
     """Images per second of ``model`` on batches of ``config.batch_size`` inputs of ``config.input_size``.
@@ -148,13 +160,7 @@ def measure_throughput(model: nn.Module, config: ThroughputConfig = ThroughputCo
     timed = 0
     try:
         with torch.inference_mode(), _autocast(config):
-            try:
-                model(x)  # one shape check before any timing
-            except RuntimeError as error:
-                if _is_oom(error):
-                    raise
-                first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-                raise ThroughputError(f"{name} cannot take input {tuple(x.shape)}: {first[:300]}") from None
+            check_input(model, x, name)
             for _ in range(config.repeats):
                 for _ in range(config.warmup):
                     model(x)
