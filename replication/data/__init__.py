@@ -3,11 +3,13 @@ Fashion-MNIST from Debian's dataset-fashion-mnist for the embedded default.
 
 ``build_datasets(DataConfig(...))`` returns train / test datasets with each setting's standard
 augmentation; a missing dataset raises :class:`DatasetNotFoundError` saying where it looked and how to
-provide the data.
+provide the data; a malformed file (truncated, bad header, a label outside the class range) raises
+:class:`DatasetFormatError` naming the file.
 """
 
-from .datasets import DATASETS, DataConfig, DatasetInfo, DatasetNotFoundError, build_datasets
+from .datasets import DATASETS, DataConfig, DatasetInfo, build_datasets
+from .errors import DatasetFormatError, DatasetNotFoundError
 from .fashion_mnist import FashionMNIST, read_idx
 
-__all__ = ["DATASETS", "DataConfig", "DatasetInfo", "DatasetNotFoundError", "FashionMNIST", "build_datasets",
-           "read_idx"]
+__all__ = ["DATASETS", "DataConfig", "DatasetFormatError", "DatasetInfo", "DatasetNotFoundError", "FashionMNIST",
+           "build_datasets", "read_idx"]

@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import Dataset, Subset
 from torchvision import datasets as tv_datasets, transforms as T
 
+from .errors import DatasetFormatError, DatasetNotFoundError, check_labels
 from .fashion_mnist import DEFAULT_ROOT as FASHION_ROOT, FashionMNIST
 
 DATASETS = ("cifar10", "cifar100", "imagenet", "fashion_mnist")
@@ -20,10 +21,6 @@ _STATS = {
     "fashion_mnist": ((0.2860,), (0.3530,)),
 }
 _CLASSES = {"cifar10": 10, "cifar100": 100, "imagenet": 1000, "fashion_mnist": 10}
-
-
-class DatasetNotFoundError(FileNotFoundError):
-    """A dataset is not where it was looked for; the message says where and how to provide it."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +107,9 @@ def _cifar(config: DataConfig, size: int) -> tuple[Dataset, Dataset]:
             cls.__init__(dataset, str(root), train=train, download=config.download,
                          transform=_transforms(config.name, size, train, config.augment))
             made.append(dataset)
+    except (pickle.UnpicklingError, EOFError) as error:  # a batch file that is there but truncated
+        raise DatasetFormatError(f"{_unreadable_batch(folder, cls)}: not a readable CIFAR batch "
+                                 f"({type(error).__name__}: {error}; truncated?)") from None
     except RuntimeError as error:
         if "not found or corrupted" not in str(error):
             raise
@@ -117,7 +117,41 @@ def _cifar(config: DataConfig, size: int) -> tuple[Dataset, Dataset]:
             f"{config.name.upper()} not found (or corrupted) in {folder}: expected torchvision's python-format "
             f"batches there. Put the extracted archive under {root} (data root), or allow download=True where "
             "the network permits it.") from None
+    for dataset in made:
+        _check_cifar_labels(dataset, config.name)
     return made[0], made[1]
+
+
+def _unreadable_batch(folder: Path, cls: type[tv_datasets.CIFAR10]) -> Path:
+    """The first of the dataset's batch files in ``folder`` that does not unpickle (error path only)."""
+    for name in [name for name, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]:
+        path = folder / name
+        try:
+            with open(path, "rb") as handle:
+                pickle.load(handle, encoding="latin1")
+        except Exception:  # noqa: BLE001  (any failure marks the file)
+            return path
+    return folder
+
+
+def _check_cifar_labels(dataset: tv_datasets.CIFAR10, name: str) -> None:
+    """Every label in range, else an error naming the batch file that holds the first bad one."""
+    labels = torch.as_tensor(dataset.targets)
+    try:
+        check_labels(labels, _CLASSES[name], Path(dataset.root) / dataset.base_folder, name.upper())
+    except DatasetFormatError:
+        # Error path only: find which batch file holds the first bad label (torchvision concatenates them).
+        bad = int(((labels < 0) | (labels >= _CLASSES[name])).nonzero()[0, 0])
+        start = 0
+        for filename, _ in (dataset.train_list if dataset.train else dataset.test_list):
+            path = Path(dataset.root) / dataset.base_folder / filename
+            with open(path, "rb") as handle:
+                entry = pickle.load(handle, encoding="latin1")
+            count = len(entry.get("labels", entry.get("fine_labels", [])))
+            if start <= bad < start + count:
+                check_labels(labels[start:start + count], _CLASSES[name], path, name.upper())
+            start += count
+        raise
 
 
 def _imagenet(config: DataConfig, size: int) -> tuple[Dataset, Dataset]:
@@ -130,6 +164,20 @@ def _imagenet(config: DataConfig, size: int) -> tuple[Dataset, Dataset]:
                 f"ImageNet {split} split not found at {folder}: expected an ImageFolder layout "
                 f"({folder}/<class>/<image>.JPEG). Point the data root at the folder holding train/ and val/.")
         made.append(tv_datasets.ImageFolder(str(folder), transform=_transforms("imagenet", size, train, config.augment)))
+    # ImageFolder numbers the classes of each split by its own sorted folder names: a class missing
+    # from one split would shift every later label of the other, and more than 1000 folders would give
+    # labels beyond the classifier.
+    train_classes, val_classes = made[0].classes, made[1].classes
+    if len(train_classes) > _CLASSES["imagenet"]:
+        raise DatasetFormatError(f"{root / 'train'} holds {len(train_classes)} class folders; ImageNet has "
+                                 f"{_CLASSES['imagenet']}, so labels {_CLASSES['imagenet']} and above would be "
+                                 f"out of range (first extra folder: {train_classes[_CLASSES['imagenet']]!r})")
+    if val_classes != train_classes:
+        only_train = sorted(set(train_classes) - set(val_classes))[:5]
+        only_val = sorted(set(val_classes) - set(train_classes))[:5]
+        raise DatasetFormatError(f"{root / 'val'} and {root / 'train'} hold different class folders (only in "
+                                 f"train: {only_train}, only in val: {only_val}), so the same label would name "
+                                 "different classes in the two splits")
     return made[0], made[1]
 
 

@@ -1,17 +1,26 @@
-"""Fashion-MNIST read from IDX files (gzipped or not), as Debian's dataset-fashion-mnist installs them."""
+"""Fashion-MNIST read from IDX files (gzipped or not), as Debian's dataset-fashion-mnist installs them.
+
+The IDX files are parsed by torchvision's reader (``torchvision.datasets.mnist.read_sn3_pascalvincent_tensor``);
+this module adds what it lacks: gzip input, and one :class:`DatasetFormatError` naming the file for a
+truncated or malformed file, or for a label outside the ten classes.
+"""
 
 from __future__ import annotations
 
 import gzip
 import os
-import struct
+import shutil
+import tempfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
+from torchvision.datasets.mnist import SN3_PASCALVINCENT_TYPEMAP, read_sn3_pascalvincent_tensor
+
+from .errors import DatasetFormatError, DatasetNotFoundError, check_labels
 
 DEFAULT_ROOT = Path("/usr/share/datasets/fashion-mnist")
 FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -26,22 +35,56 @@ def _find(root: Path, stem: str) -> Path | None:
     return None
 
 
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """An IDX file (magic 0x0801 labels, 0x0803 images) as a uint8 array; raises ValueError if malformed."""
+def _diagnose(raw: Path) -> str:
+    """Why torchvision's reader refused ``raw``: read back from its header (error path only)."""
+    size = raw.stat().st_size
+    with open(raw, "rb") as handle:
+        head = handle.read(16)
+    if size < 4:
+        return f"it holds {size} bytes, fewer than the 4-byte IDX magic number (truncated?)"
+    ndim, dtype = head[3], head[2]
+    if head[:2] != b"\x00\x00" or dtype not in SN3_PASCALVINCENT_TYPEMAP or not 1 <= ndim <= 3:
+        return f"its magic number 0x{head[:4].hex()} is not that of an IDX file with 1 to 3 dimensions"
+    if size < 4 + 4 * ndim:
+        return f"its header is truncated: {size} bytes, where a {ndim}-d IDX header takes {4 + 4 * ndim}"
+    shape = tuple(int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    itemsize = torch.empty(0, dtype=SN3_PASCALVINCENT_TYPEMAP[dtype]).element_size()
+    expected = itemsize * int(torch.tensor(shape).prod())
+    return (f"the header says shape {shape} ({expected} bytes of data) but the file holds "
+            f"{size - 4 - 4 * ndim} (truncated?)")
+
+
+def _read_raw(raw: Path, shown: Path, ndim: int | None) -> torch.Tensor:
+    try:
+        tensor = read_sn3_pascalvincent_tensor(str(raw), strict=True)
+    except (AssertionError, ValueError, TypeError, KeyError, IndexError, RuntimeError):
+        raise DatasetFormatError(f"{shown} is not a valid IDX file: {_diagnose(raw)}") from None
+    if tensor.dtype != torch.uint8 or (ndim is not None and tensor.ndim != ndim):
+        raise DatasetFormatError(f"{shown}: expected a {ndim or 'n'}-d unsigned-byte IDX file, found a "
+                                 f"{tensor.ndim}-d {tensor.dtype} one")
+    return tensor
+
+
+def read_idx(path: str | os.PathLike, ndim: int | None = None) -> torch.Tensor:
+    """An unsigned-byte IDX file (gzipped or not) as a uint8 tensor: labels (N,), images (N, H, W).
+
+    ``ndim``, if given, is the number of dimensions the file must have. A truncated gzip stream, a short
+    header, a wrong magic number or a body that does not match the header raises
+    :class:`DatasetFormatError` naming ``path``.
+    """
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as handle:
-        data = handle.read()
-    if len(data) < 4:
-        raise ValueError(f"{path} is not an IDX file: too short")
-    zero, dtype, ndim = struct.unpack(">HBB", data[:4])
-    if zero != 0 or dtype != 0x08:
-        raise ValueError(f"{path} is not an unsigned-byte IDX file (header {data[:4].hex()})")
-    shape = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
-    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    if body.size != int(np.prod(shape)):
-        raise ValueError(f"{path}: header says shape {shape} but holds {body.size} bytes (truncated?)")
-    return body.reshape(shape)
+    if path.suffix != ".gz":
+        return _read_raw(path, path, ndim)
+    # torchvision's reader takes an uncompressed file: decompress into a private temporary folder.
+    with tempfile.TemporaryDirectory(prefix="idx-") as folder:
+        raw = Path(folder) / path.stem
+        try:
+            with gzip.open(path, "rb") as source, open(raw, "wb") as target:
+                shutil.copyfileobj(source, target)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as error:
+            raise DatasetFormatError(f"{path} cannot be decompressed: the gzip stream is truncated or "
+                                     f"damaged ({error})") from None
+        return _read_raw(raw, path, ndim)
 
 
 class FashionMNIST(Dataset):
@@ -51,8 +94,6 @@ class FashionMNIST(Dataset):
 
     def __init__(self, root: str | os.PathLike = DEFAULT_ROOT, train: bool = True,
                  transform: Callable | None = None) -> None:
-        from .datasets import DatasetNotFoundError
-
         root = Path(root)
         image_stem, label_stem = FILES["train" if train else "test"]
         images, labels = _find(root, image_stem), _find(root, label_stem)
@@ -61,10 +102,12 @@ class FashionMNIST(Dataset):
                 f"Fashion-MNIST not found in {root}: looked for {image_stem}[.gz] and {label_stem}[.gz]. "
                 "Install Debian's package (apt-get install dataset-fashion-mnist) or pass the folder that "
                 "holds the IDX files as the dataset root.")
-        self.images = read_idx(images)
-        self.targets = torch.from_numpy(read_idx(labels).astype(np.int64))
+        self.images = read_idx(images, ndim=3).numpy()
+        self.targets = read_idx(labels, ndim=1).long()
         if len(self.images) != len(self.targets):
-            raise ValueError(f"{images} has {len(self.images)} images but {labels} has {len(self.targets)} labels")
+            raise DatasetFormatError(f"{images} has {len(self.images)} images but {labels} has "
+                                     f"{len(self.targets)} labels")
+        check_labels(self.targets, len(CLASSES), labels, "Fashion-MNIST")
         self.transform = transform
 
     def __len__(self) -> int:

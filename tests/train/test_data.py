@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from replication.data import DataConfig, DatasetNotFoundError, FashionMNIST, build_datasets, read_idx
+from replication.data import (DataConfig, DatasetFormatError, DatasetNotFoundError, FashionMNIST, build_datasets,
+                              read_idx)
 
 
 def test_fashion_mnist_idx_files_are_read(fashion_root):
@@ -73,3 +74,106 @@ def test_debian_package_location_is_the_default():
     assert str(DEFAULT_ROOT) == "/usr/share/datasets/fashion-mnist"
     if DEFAULT_ROOT.exists():
         assert len(FashionMNIST(train=False)) == 10000
+
+
+# Malformed files: one DatasetFormatError naming the file (was EOFError / struct.error, no file name).
+
+def test_truncated_gzip_stream_names_the_file(fashion_root):
+    path = fashion_root / "train-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:-200])  # the gzip stream ends early
+    with pytest.raises(DatasetFormatError, match=f"{path}.*truncated"):
+        build_datasets(DataConfig("fashion_mnist", root=str(fashion_root)))
+
+
+@pytest.mark.parametrize("keep", [2, 10])  # shorter than the magic; magic but half the 3-d header
+def test_short_idx_header_names_the_file(fashion_root, keep):
+    import gzip
+
+    path = fashion_root / "t10k-images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes())[:keep]))
+    with pytest.raises(DatasetFormatError, match=f"{path}.*(magic|header is truncated)"):
+        FashionMNIST(fashion_root, train=False)
+
+
+def _write_idx(path, array) -> None:
+    import gzip
+    import struct
+
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(gzip.compress(header + array.astype("uint8").tobytes()))
+
+
+def test_labels_of_the_wrong_rank_are_refused(fashion_root):
+    import numpy as np
+
+    _write_idx(fashion_root / "t10k-labels-idx1-ubyte.gz", np.zeros((128, 2), dtype=np.uint8))
+    with pytest.raises(DatasetFormatError, match="t10k-labels-idx1-ubyte.gz: expected a 1-d"):
+        FashionMNIST(fashion_root, train=False)
+
+
+# Labels outside the class range (was: accepted, and training crashed or a CUDA assert fired later).
+
+def test_fashion_mnist_label_out_of_range_names_file_and_label(fashion_root):
+    import gzip
+
+    import numpy as np
+
+    path = fashion_root / "train-labels-idx1-ubyte.gz"
+    labels = np.frombuffer(gzip.decompress(path.read_bytes())[8:], dtype=np.uint8).copy()
+    labels[17] = 200
+    _write_idx(path, labels)
+    with pytest.raises(DatasetFormatError, match=rf"{path}: label 200 at index 17 is outside the 10 classes"):
+        build_datasets(DataConfig("fashion_mnist", root=str(fashion_root)))
+
+
+def test_cifar_label_out_of_range_names_the_batch_file(cifar_root):
+    import pickle
+
+    path = cifar_root / "cifar-10-batches-py" / "data_batch_3"
+    batch = pickle.loads(path.read_bytes())
+    batch["labels"][5] = 200
+    path.write_bytes(pickle.dumps(batch))
+    with pytest.raises(DatasetFormatError, match=rf"data_batch_3: label 200 at index 5 is outside the 10 classes"):
+        build_datasets(DataConfig("cifar10", root=str(cifar_root), verify_checksums=False))
+
+
+def test_truncated_cifar_batch_names_the_file(cifar_root):
+    path = cifar_root / "cifar-10-batches-py" / "test_batch"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(DatasetFormatError, match="test_batch: not a readable CIFAR batch"):
+        build_datasets(DataConfig("cifar10", root=str(cifar_root), verify_checksums=False))
+
+
+def test_imagenet_splits_with_other_classes_are_refused(tmp_path):
+    """ImageFolder numbers each split's folders on its own: a class missing from val shifts its labels."""
+    from PIL import Image
+
+    for split, classes in (("train", ("n01", "n02", "n03")), ("val", ("n01", "n03"))):
+        for cls in classes:
+            folder = tmp_path / split / cls
+            folder.mkdir(parents=True)
+            Image.new("RGB", (8, 8)).save(folder / "a.JPEG")
+    with pytest.raises(DatasetFormatError, match="only in train: \\['n02'\\]"):
+        build_datasets(DataConfig("imagenet", root=str(tmp_path), image_size=8))
+
+
+def test_data_modules_do_not_import_each_other_in_a_circle():
+    """fashion_mnist imported DatasetNotFoundError from datasets, which imports fashion_mnist."""
+    import ast
+    from pathlib import Path
+
+    import replication.data as package
+
+    folder = Path(package.__file__).parent
+    graph = {}
+    for path in folder.glob("*.py"):
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+                imported.add(node.module.split(".")[0])
+        graph[path.stem] = imported
+
+    def reaches(start, goal, seen=()):
+        return any(n == goal or (n not in seen and reaches(n, goal, (*seen, n))) for n in graph.get(start, ()))
+
+    assert not [name for name in graph if name != "__init__" and reaches(name, name)]
