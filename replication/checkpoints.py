@@ -69,9 +69,11 @@ def extract_state_dict(payload: Any, path: str | os.PathLike = "<checkpoint>") -
                           "under 'state_dict' or 'model')")
 
 
-def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
-    """Load a checkpoint into ``model`` strictly; mismatches name the offending keys and shapes."""
-    state = extract_state_dict(load_checkpoint(path), path)
+def load_weights(model: nn.Module, path: str | os.PathLike, payload: Any = None) -> nn.Module:
+    """Load a checkpoint into ``model`` strictly; mismatches name the offending keys and shapes.
+
+    ``payload``: the checkpoint's content if already read with :func:`load_checkpoint` (read once)."""
+    state = extract_state_dict(load_checkpoint(path) if payload is None else payload, path)
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))

@@ -11,6 +11,50 @@ import torch
 from torch import nn
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+DEFAULT_MODEL = "torchvision:resnet18"
+
+
+# argparse types: a bad value ends in argparse's one-line error and exit code 2, before any work.
+
+def positive_int(text: str) -> int:
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not value >= 0:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
+def json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"is not valid JSON ({error}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object of constructor arguments, got {text!r}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
 
 
 def _structure(model: nn.Module, input_size: tuple[int, int, int]) -> dict[str, object]:
@@ -40,27 +84,71 @@ def _print_summary(before: dict, after: dict, error: dict, dtype: str) -> None:
           f"max relative error {error['max_rel']:.3e} (output scale {error['reference_scale']:.3g})")
 
 
+def _bare(name: str) -> str:
+    return name.removeprefix("timm:")
+
+
+def _model_for_convert(args: argparse.Namespace):
+    """(model, its name, in_chans, native input size or None, checkpoint payload or None) for ``convert``.
+
+    A checkpoint written by this suite's ``train`` records how to rebuild its model (its ModelSpec):
+    then --model / --model-kwargs / --num-classes are optional, and one that contradicts the checkpoint
+    is an error naming both values. Any other checkpoint needs --model.
+    """
+    from . import zoo
+    from .checkpoints import CheckpointError, load_checkpoint
+    from .train.checkpoint import ModelSpec
+
+    payload = load_checkpoint(args.checkpoint) if args.checkpoint else None
+    spec = ModelSpec.from_checkpoint(payload) if payload is not None else None
+    if spec is not None:
+        given = {"--model": (args.model, spec.model, args.model is not None and _bare(args.model) != _bare(spec.model)),
+                 "--model-kwargs": (args.model_kwargs, spec.model_kwargs,
+                                    args.model_kwargs is not None and args.model_kwargs != spec.model_kwargs),
+                 "--num-classes": (args.num_classes, spec.num_classes,
+                                   args.num_classes is not None and args.num_classes != spec.num_classes)}
+        clashes = [f"{flag} {json.dumps(mine)} but the checkpoint's model has {json.dumps(theirs)}"
+                   for flag, (mine, theirs, clash) in given.items() if clash]
+        if clashes:
+            raise CheckpointError(f"{args.checkpoint} records its model; the command line contradicts it: "
+                                  + "; ".join(clashes) + ". Leave these options out to use the checkpoint's.")
+        return spec.build(), spec.model, spec.in_chans, spec.image_size, payload
+    if payload is not None and args.model is None:
+        raise CheckpointError(f"{args.checkpoint} does not record which model it holds (a bare state_dict, a file "
+                              "from another tool, or a run that trained a model passed in by code): name it "
+                              "with --model (and --num-classes / --model-kwargs where they differ from the "
+                              "model's defaults)")
+    kwargs = dict(args.model_kwargs or {})
+    if args.num_classes is not None:
+        kwargs["num_classes"] = args.num_classes
+    name = args.model or DEFAULT_MODEL
+    return zoo.create(name, **kwargs), name, int(kwargs.get("in_chans", 3)), None, payload
+
+
 def run_convert(args: argparse.Namespace) -> int:
-    from . import rm, zoo
+    from . import rm
     from .checkpoints import load_weights
+    from .results import check_writable
     from .rm.plain_io import save_plain
     from .testing import randomize_batchnorm_
 
-    kwargs = {"num_classes": args.num_classes} if args.num_classes else {}
-    model = zoo.create(args.model, **kwargs)
-    if args.checkpoint:
-        load_weights(model, args.checkpoint)
+    if args.output:
+        check_writable(args.output)  # before any work: a bad target fails now, not after the conversion
+    model, name, in_chans, native_size, payload = _model_for_convert(args)
+    if payload is not None:
+        load_weights(model, args.checkpoint, payload)
     else:
         # Untrained BN is the identity; random statistics make the equivalence check meaningful.
         randomize_batchnorm_(model, seed=args.seed)
         print(f"no checkpoint: BatchNorm statistics randomised (seed {args.seed}) for the check")
     model = model.to(DTYPES[args.dtype]).eval()
     plain = rm.convert(model, args.downsample)
-    size = (3, args.input_size, args.input_size)
+    side = args.input_size or native_size or 224
+    size = (in_chans, side, side)
     generator = torch.Generator().manual_seed(args.seed)
     x = torch.randn(args.batch_size, *size, generator=generator).to(DTYPES[args.dtype])
     error = rm.max_error(model, plain, x)
-    print(f"{args.model}: downsample={args.downsample}, input {args.batch_size}x{size}")
+    print(f"{name}: downsample={args.downsample}, input {args.batch_size}x{size}")
     _print_summary(_structure(model, size), _structure(plain, size), error, args.dtype)
     tolerance = 1e-10 if args.dtype == "float64" else 1e-5
     if not error["max_rel"] <= tolerance:  # NaN fails too: a non-finite output is never accepted
@@ -77,6 +165,9 @@ def run_counts(args: argparse.Namespace) -> int:
     from .experiments.paper_rows import PAPER_ROWS
     from .report import counts_table
 
+    from .results import check_writable
+
+    check_writable(args.output_dir, folder=True)
     rows = [row for row in PAPER_ROWS if not args.table or row.table in args.table]
     out = args.output_dir
     model_counts.run(out / "model_counts.csv", rows)
@@ -90,7 +181,10 @@ def run_throughput(args: argparse.Namespace) -> int:
     from .experiments import throughput
     from .measure.throughput import ThroughputConfig
     from .report import throughput_table
+    from .results import check_writable
 
+    check_writable(args.output)
+    check_writable(args.output.with_suffix(".md"))
     config = ThroughputConfig(batch_size=args.batch_size, warmup=args.warmup, iters=args.iters, repeats=args.repeats,
                               device=args.device, dtype=args.dtype, channels_last=args.channels_last,
                               compile=args.compile, threads=args.threads)
@@ -108,8 +202,10 @@ def run_throughput(args: argparse.Namespace) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     from .data import DataConfig
+    from .results import check_writable
     from .train import TrainConfig, train
 
+    check_writable(args.output_dir, folder=True)
     overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr))
                  if v is not None}
     data = DataConfig(name=args.dataset, root=args.data_root, image_size=args.image_size,
@@ -118,7 +214,7 @@ def run_train(args: argparse.Namespace) -> int:
     config = TrainConfig(model=args.model, data=data, preset=args.preset, overrides=overrides,
                          output_dir=str(args.output_dir), seed=args.seed, workers=args.workers,
                          sparsity=args.sparsity, profile=args.profile, resume=not args.no_resume, extend=args.extend,
-                         model_kwargs=json.loads(args.model_kwargs),
+                         model_kwargs=args.model_kwargs,
                          **({"device": args.device} if args.device else {}))
     last = train(config)
     if last:
@@ -135,13 +231,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build a model by name (timm registry incl. this project's models, or "
                     "'torchvision:NAME'), optionally load a checkpoint, convert it with the RM operation, "
                     "check equivalence on random inputs and print a before/after summary.")
-    convert.add_argument("--model", default="torchvision:resnet18", help="model name (default: %(default)s)")
-    convert.add_argument("--checkpoint", type=Path, help="state_dict file (torch.load weights_only=True)")
-    convert.add_argument("--num-classes", type=int, help="classifier size (default: the model's own)")
+    convert.add_argument("--model", help=f"model name (default: the checkpoint's, else {DEFAULT_MODEL})")
+    convert.add_argument("--checkpoint", type=Path,
+                         help="checkpoint (torch.load weights_only=True); one written by `train` records its model, "
+                              "so --model, --model-kwargs and --num-classes are then not needed")
+    convert.add_argument("--model-kwargs", type=json_object,
+                         help='JSON constructor kwargs, e.g. \'{"channels": [16, 32, 64, 128]}\' (default: the '
+                              "checkpoint's, else none)")
+    convert.add_argument("--num-classes", type=positive_int,
+                         help="classifier size (default: the checkpoint's, else the model's own)")
     convert.add_argument("--downsample", choices=("dirac", "prelu"), default="dirac",
                          help="downsample block scheme: dirac (paper type 2) or prelu (type 1)")
-    convert.add_argument("--input-size", type=int, default=224, help="square input side for the check")
-    convert.add_argument("--batch-size", type=int, default=2, help="inputs in the check batch")
+    convert.add_argument("--input-size", type=positive_int,
+                         help="square input side for the check (default: the checkpoint's training size, else 224)")
+    convert.add_argument("--batch-size", type=positive_int, default=2, help="inputs in the check batch")
     convert.add_argument("--dtype", choices=sorted(DTYPES), default="float64", help="precision of the check")
     convert.add_argument("--seed", type=int, default=0)
     convert.add_argument("--output", type=Path, help="where to save the plain model")
@@ -164,14 +267,14 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--dataset", nargs="+", choices=("CIFAR10", "CIFAR100", "ImageNet"))
     speed.add_argument("--model", nargs="+", help="only these models (registry names or paper backbone names)")
     speed.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    speed.add_argument("--batch-size", type=int, default=128)
-    speed.add_argument("--warmup", type=int, default=50)
-    speed.add_argument("--iters", type=int, default=50)
-    speed.add_argument("--repeats", type=int, default=3)
+    speed.add_argument("--batch-size", type=positive_int, default=128)
+    speed.add_argument("--warmup", type=non_negative_int, default=50)
+    speed.add_argument("--iters", type=positive_int, default=50)
+    speed.add_argument("--repeats", type=positive_int, default=3)
     speed.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32")
     speed.add_argument("--channels-last", action="store_true")
     speed.add_argument("--compile", action="store_true", help="torch.compile each model first")
-    speed.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
+    speed.add_argument("--threads", type=positive_int, help="CPU threads (default: torch's)")
     speed.add_argument("--onnx", action="store_true", help="also export deploy forms to ONNX and time ONNX Runtime")
     speed.add_argument("--profile", default="adhoc", help="label stored in every row (e.g. embedded, paper)")
     speed.add_argument("--note", default="", help="free text stored in every row (e.g. 'CPU, reduced batch')")
@@ -183,16 +286,16 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--dataset", default="fashion_mnist", choices=("cifar10", "cifar100", "imagenet", "fashion_mnist"))
     fit.add_argument("--data-root", help="dataset folder (default: the dataset's usual place)")
     fit.add_argument("--download", action="store_true", help="download CIFAR if missing (needs network)")
-    fit.add_argument("--model-kwargs", default="{}", help='JSON constructor kwargs, e.g. \'{"channels": [16, 32, 64, 128]}\'')
+    fit.add_argument("--model-kwargs", type=json_object, default={}, help='JSON constructor kwargs, e.g. \'{"channels": [16, 32, 64, 128]}\'')
     fit.add_argument("--preset", default="embedded")
-    fit.add_argument("--epochs", type=int)
-    fit.add_argument("--batch-size", type=int, help="global batch (split over torchrun processes)")
+    fit.add_argument("--epochs", type=positive_int)
+    fit.add_argument("--batch-size", type=positive_int, help="global batch (split over torchrun processes)")
     fit.add_argument("--lr", type=float)
-    fit.add_argument("--image-size", type=int)
-    fit.add_argument("--train-subset", type=int)
-    fit.add_argument("--test-subset", type=int)
-    fit.add_argument("--sparsity", type=float, default=0.0, help="network-slimming L1 factor on BN scales")
-    fit.add_argument("--workers", type=int, default=0)
+    fit.add_argument("--image-size", type=positive_int)
+    fit.add_argument("--train-subset", type=positive_int)
+    fit.add_argument("--test-subset", type=positive_int)
+    fit.add_argument("--sparsity", type=non_negative_float, default=0.0, help="network-slimming L1 factor on BN scales")
+    fit.add_argument("--workers", type=non_negative_int, default=0)
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--device")
     fit.add_argument("--profile", default="adhoc")

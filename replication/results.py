@@ -23,6 +23,34 @@ def check_target(path: Path) -> None:
         raise FileExistsError(f"refusing to write {path}: it exists and is {kind}")
 
 
+class TargetNotWritableError(ValueError):
+    """An output path that cannot be written, found before any work is done."""
+
+
+def check_writable(path: str | os.PathLike, *, folder: bool = False) -> Path:
+    """Raise :class:`TargetNotWritableError` (or ``FileExistsError``, see :func:`check_target`) unless a file
+    (or, with ``folder``, a folder) can be written at ``path``. Creates nothing that stays: the nearest
+    existing parent is asked for a temporary file, which is what the atomic writers will need."""
+    path = Path(path)
+    if folder:
+        if path.exists() and not path.is_dir():
+            raise TargetNotWritableError(f"cannot write into {path}: it exists and is not a folder")
+    else:
+        check_target(path)
+    ancestor = path if folder else path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise TargetNotWritableError(f"cannot write {path}: {ancestor} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=ancestor):
+            pass
+    except OSError as error:
+        raise TargetNotWritableError(f"cannot write {path}: {ancestor} does not accept new files "
+                                     f"({error.strerror or error})") from None
+    return path
+
+
 def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write ``frame`` to ``path`` through a temporary file in the same folder and an atomic rename."""
     path = Path(path)

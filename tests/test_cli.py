@@ -142,3 +142,66 @@ def test_max_error_restores_every_submodule_flag():
     model[1].eval()  # a mixed model, on purpose
     rm.max_error(model, model, torch.randn(2, 3))
     assert [m.training for m in model] == [True, False, True] and model.training
+
+
+# Bad numbers and bad output paths: one message, exit code 2, before any work.
+
+@pytest.mark.parametrize("argv, flag", [
+    (["convert", "--input-size", "0"], "--input-size"),
+    (["convert", "--input-size", "-32"], "--input-size"),
+    (["convert", "--batch-size", "0"], "--batch-size"),
+    (["throughput", "--batch-size", "0"], "--batch-size"),
+    (["throughput", "--iters", "0"], "--iters"),
+    (["train", "--model", "resnet18_cifar", "--output-dir", "x", "--batch-size", "0"], "--batch-size"),
+    (["train", "--model", "resnet18_cifar", "--output-dir", "x", "--epochs", "-1"], "--epochs"),
+    (["train", "--model", "resnet18_cifar", "--output-dir", "x", "--model-kwargs", "{channels: 8}"], "--model-kwargs"),
+    (["convert", "--model-kwargs", "[1, 2]"], "--model-kwargs"),
+])
+def test_bad_numbers_end_in_one_usage_error(argv, flag, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2
+    assert f"argument {flag}" in err and "Traceback" not in err
+
+
+def test_convert_output_that_is_a_directory_fails_before_any_work(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(rm, "convert", lambda *a, **k: pytest.fail("converted before checking --output"))
+    assert cli.main(["convert", "--input-size", "32", "--output", str(tmp_path)]) == 2
+    assert f"refusing to write {tmp_path}: it exists and is a directory" in capsys.readouterr().err
+
+
+def test_convert_output_under_a_file_fails_before_any_work(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(rm, "convert", lambda *a, **k: pytest.fail("converted before checking --output"))
+    (tmp_path / "file").write_text("x")
+    target = tmp_path / "file" / "sub" / "plain.pt"
+    assert cli.main(["convert", "--input-size", "32", "--output", str(target)]) == 2
+    assert f"cannot write {target}: {tmp_path / 'file'} is a file, not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(hasattr(__import__("os"), "geteuid") and __import__("os").geteuid() == 0,
+                    reason="root may write into a read-only folder")
+def test_convert_output_in_a_read_only_folder_fails_before_any_work(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(rm, "convert", lambda *a, **k: pytest.fail("converted before checking --output"))
+    folder = tmp_path / "locked"
+    folder.mkdir(mode=0o500)
+    assert cli.main(["convert", "--input-size", "32", "--output", str(folder / "plain.pt")]) == 2
+    assert "does not accept new files" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_read_only_filesystem_is_refused_even_for_root():
+    """/proc takes no new files, whoever asks: the check creates a file rather than trusting os.access."""
+    from replication.results import TargetNotWritableError, check_writable
+
+    with pytest.raises(TargetNotWritableError, match="/proc does not accept new files"):
+        check_writable("/proc/plain.pt")
+
+
+@pytest.mark.parametrize("command", ["train", "counts"])
+def test_output_dir_that_is_a_file_fails_before_any_work(tmp_path, capsys, command):
+    target = tmp_path / "taken"
+    target.write_text("x")
+    argv = ["train", "--model", "resnet18_cifar"] if command == "train" else ["counts"]
+    assert cli.main(argv + ["--output-dir", str(target)]) == 2
+    assert f"cannot write into {target}: it exists and is not a folder" in capsys.readouterr().err

@@ -23,6 +23,13 @@ _STATS = {
 _CLASSES = {"cifar10": 10, "cifar100": 100, "imagenet": 1000, "fashion_mnist": 10}
 
 
+def class_count(name: str) -> int:
+    """How many classes the dataset ``name`` has (its labels are 0 to count - 1)."""
+    if name not in _CLASSES:
+        raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+    return _CLASSES[name]
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Which data, where, and how much. ``root`` None means the dataset's default location."""

@@ -29,7 +29,8 @@ from tqdm.auto import tqdm
 from .. import zoo
 from ..data import DataConfig, build_datasets
 from ..results import append_rows_atomic, write_csv_atomic
-from .checkpoint import load_training_checkpoint, restore_rng_state, rng_state, save_atomic
+from .checkpoint import (CheckpointError, ModelSpec, load_training_checkpoint, plain_values as _plain,
+                         restore_rng_state, rng_state, save_atomic)
 from .presets import Preset, get_preset
 
 
@@ -159,7 +160,13 @@ def train(config: TrainConfig, model: nn.Module | None = None) -> dict[str, Any]
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
         torch.cuda.set_device(device)
     cuda = device.startswith("cuda")
+    # What rebuilds this network from its checkpoint alone (convert --checkpoint); unknown for a model
+    # passed in by code, such as a converted network being fine-tuned.
+    spec = None
     if model is None:
+        spec = ModelSpec(model=config.model, num_classes=info.num_classes, in_chans=info.in_chans,
+                         model_kwargs=dict(config.model_kwargs), shortcut_batchnorms=config.shortcut_batchnorms,
+                         dataset=config.data.name, image_size=info.image_size)
         model = build_model(config, info.num_classes, info.in_chans)
     model = model.to(device)
     channels_last = config.channels_last and cuda
@@ -176,9 +183,9 @@ def train(config: TrainConfig, model: nn.Module | None = None) -> dict[str, Any]
     checkpoint_path, metrics_path = out / "checkpoint.pt", out / "metrics.csv"
     start_epoch = 0
     if config.resume and checkpoint_path.exists():
-        state = load_training_checkpoint(checkpoint_path, config.model)
+        state = _resume_state(checkpoint_path, config.model)
         extended = _check_resume(state.get("config", {}), config, checkpoint_path)
-        model.load_state_dict(state["model"])
+        _load_resumed_weights(model, state["model"], checkpoint_path)
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
         restore_rng_state(state["rng"])
@@ -256,7 +263,8 @@ def train(config: TrainConfig, model: nn.Module | None = None) -> dict[str, Any]
             append_rows_atomic([last], metrics_path)
             print(f"{config.model} epoch {epoch + 1}/{recipe.epochs}: train loss {last['train_loss']:.4f}, "
                   f"test top-1 {last['top1']:.2f} %, {seconds:.1f} s", flush=True)
-            save_atomic({"model_name": config.model, "epoch": epoch, "model": model.state_dict(),
+            save_atomic({"model_name": config.model, "model_spec": spec.as_dict() if spec else None,
+                         "epoch": epoch, "model": model.state_dict(),
                          "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                          "scaler": scaler.state_dict(), "rng": rng_state(), "config": _plain(asdict(config))},
                         checkpoint_path)
@@ -267,6 +275,30 @@ def train(config: TrainConfig, model: nn.Module | None = None) -> dict[str, Any]
 
         last = pd.read_csv(metrics_path).iloc[-1].to_dict()  # already finished: report the last row
     return last
+
+
+_START_OVER = ("start the run over with --no-resume (resume=False), or delete {path}: the workflow and the "
+               "CLI resume from it whenever it is there")
+
+
+def _resume_state(path: Path, model_name: str) -> dict[str, Any]:
+    """The checkpoint a run resumes from; a corrupt or foreign one says how to start over."""
+    try:
+        return load_training_checkpoint(path, model_name)
+    except CheckpointError as error:
+        raise CheckpointError(f"cannot resume: {error}. To {_START_OVER.format(path=path)}") from None
+
+
+def _load_resumed_weights(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    """``model.load_state_dict`` with torch's multi-line size-mismatch RuntimeError turned into one message
+    (a checkpoint whose settings were not recorded; recorded ones are compared by ``_check_resume``)."""
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()
+        detail = "; ".join(line.strip() for line in first[1:4]) or first[0]
+        raise CheckpointError(f"cannot resume: the weights in {path} do not fit the model ({detail}). "
+                              f"To {_START_OVER.format(path=path)}") from None
 
 
 class ResumeMismatchError(ValueError):
@@ -320,14 +352,3 @@ def _keep_committed_metrics(metrics_path: Path, finished_epochs: int) -> None:
     committed = metrics[metrics["epoch"] <= finished_epochs]
     if len(committed) != len(metrics):
         write_csv_atomic(committed, metrics_path)
-
-
-def _plain(value: Any) -> Any:
-    """Config as plain Python values, so the checkpoint stays loadable with weights_only=True."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)

@@ -24,15 +24,24 @@ def learnable_images(count: int, size: int, channels: int, seed: int) -> tuple[n
     return images.astype(np.uint8), labels.astype(np.uint8)
 
 
-@pytest.fixture
-def fashion_root(tmp_path):
-    root = tmp_path / "fashion-mnist"
+def _fashion_files(root):
     root.mkdir()
     for split, count in (("train", 256), ("t10k", 128)):
         images, labels = learnable_images(count, 28, 1, seed=len(split))
         write_idx(root / f"{split}-images-idx3-ubyte.gz", images[..., 0])
         write_idx(root / f"{split}-labels-idx1-ubyte.gz", labels)
     return root
+
+
+@pytest.fixture
+def fashion_root(tmp_path):
+    return _fashion_files(tmp_path / "fashion-mnist")
+
+
+@pytest.fixture(scope="module")
+def shared_fashion_root(tmp_path_factory):
+    """The same files, shared by a module's tests (which must not modify them)."""
+    return _fashion_files(tmp_path_factory.mktemp("shared") / "fashion-mnist")
 
 
 @pytest.fixture
