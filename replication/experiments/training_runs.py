@@ -17,7 +17,6 @@ from typing import Any
 import pandas as pd
 import torch
 
-from .. import zoo
 from ..data import DataConfig
 from ..measure import count_macs, count_params
 from ..results import write_csv_atomic
@@ -56,70 +55,22 @@ def train_run(run: dict[str, Any], *, dataset: str, data: dict[str, Any], traini
 
 
 def load_trained(run: dict[str, Any], checkpoint_dir: str | os.PathLike) -> torch.nn.Module:
-    """The trained model of a run, rebuilt from its spec and its checkpoint (weights_only load)."""
-    from ..train.checkpoint import load_training_checkpoint
+    """The trained model of a run, rebuilt from its checkpoint's own record (weights_only load); a
+    checkpoint made with other model arguments than the run's config is refused."""
+    from ..train.checkpoint import CheckpointError, ModelSpec, load_training_checkpoint, plain_values
 
-    state = load_training_checkpoint(Path(checkpoint_dir) / "checkpoint.pt", run["model"])
-    config = state["config"]
-    model = zoo.create(run["model"], num_classes=_num_classes(config), in_chans=_in_chans(state),
-                       **run.get("model_kwargs", {}))
-    if run.get("shortcut_batchnorms"):
-        from ..prune import add_shortcut_batchnorms_
-
-        add_shortcut_batchnorms_(model)
+    path = Path(checkpoint_dir) / "checkpoint.pt"
+    state = load_training_checkpoint(path, run["model"])
+    spec = ModelSpec.from_checkpoint(state)
+    if spec is None:
+        raise CheckpointError(f"{path} does not record how to rebuild its model")
+    wanted = {"model_kwargs": plain_values(run.get("model_kwargs", {})),
+              "shortcut_batchnorms": bool(run.get("shortcut_batchnorms", False))}
+    differences = [f"{key}: checkpoint {getattr(spec, key)!r}, config {value!r}"
+                   for key, value in wanted.items() if getattr(spec, key) != value]
+    if differences:
+        raise CheckpointError(f"{path} was trained with other settings than the run's config now has: "
+                              + "; ".join(differences) + f". Retrain it (delete {path.parent}) or restore the config.")
+    model = spec.build()
     model.load_state_dict(state["model"])
     return model.eval()
-
-
-def _num_classes(config: dict[str, Any]) -> int:
-    return {"cifar100": 100, "imagenet": 1000}.get(config["data"]["name"], 10)
-
-
-def _in_chans(state: dict[str, Any]) -> int:
-    first = next(v for k, v in state["model"].items() if k.endswith("weight") and v.ndim == 4)
-    return int(first.shape[1])
-
-
-def summarize(metrics_files: list[str], runs: dict[str, dict[str, Any]], output: str | os.PathLike,
-              seeds_output: str | os.PathLike | None = None) -> pd.DataFrame:
-    """One row per run: the last epoch's top-1 / top-5 as mean, std and 95 % CI over seeds, with params
-    and MACs (training form). ``seeds_output`` gets the per-seed rows.
-
-    Metrics files live at ``.../<dataset>/<run>/seed<k>/metrics.csv``. A seed whose final top-1 is
-    within 2 points of chance is flagged ``did_not_train``; the run row counts and names such seeds,
-    and its statistics still include them (dropping them would flatter the architecture).
-    """
-    per_seed = []
-    for path in metrics_files:
-        path = Path(path)
-        seed_dir = path.parent
-        run_name, dataset = seed_dir.parent.name, seed_dir.parent.parent.name
-        last = pd.read_csv(path).iloc[-1].to_dict()
-        per_seed.append({"run": run_name, "dataset_key": dataset, **last,
-                         "did_not_train": did_not_train(float(last["top1"]), int(last["num_classes"]))})
-    seeds = pd.DataFrame(per_seed)
-    rows = []
-    for run_name, group in seeds.groupby("run", sort=False):
-        spec, first = runs[run_name], group.iloc[0]
-        in_chans, size = int(first["in_chans"]), int(first["image_size"])
-        model = zoo.create(spec["model"], num_classes=int(first["num_classes"]), in_chans=in_chans,
-                           **spec.get("model_kwargs", {}))
-        top1, top5 = summarize_seeds(group["top1"]), summarize_seeds(group["top5"])
-        failed = group[group["did_not_train"]]
-        context = {k: first[k] for k in ("model", "dataset", "preset", "profile", "device", "global_batch", "epochs",
-                                         "train_samples", "test_samples", "image_size", "num_classes", "in_chans",
-                                         "torch_version") if k in group}
-        rows.append({"run": run_name, "dataset_key": first["dataset_key"], "label": spec.get("label", run_name),
-                     "params": count_params(model), "macs": count_macs(model.eval(), (in_chans, size, size)),
-                     **context, "top1": top1.mean, "top1_std": top1.std, "top1_ci_low": top1.ci_low,
-                     "top1_ci_high": top1.ci_high, "top5": top5.mean, "n_seeds": top1.n,
-                     "seeds": " ".join(str(int(s)) for s in group["seed"]),
-                     "top1_per_seed": " ".join(f"{v:.2f}" for v in group["top1"]),
-                     "did_not_train_seeds": len(failed),
-                     "did_not_train": bool(len(failed) == len(group)),
-                     "chance_top1": chance_top1(int(first["num_classes"]))})
-    frame = pd.DataFrame(rows)
-    write_csv_atomic(frame, output)
-    if seeds_output is not None:
-        write_csv_atomic(seeds, seeds_output)
-    return frame
