@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 
+import torch
 from torch import nn
 
 
@@ -44,11 +45,16 @@ def check_name(name: str) -> None:
     _resolve(name)
 
 
-def create(name: str, **kwargs) -> nn.Module:
+def create(name: str, *, device: str | torch.device | None = None, **kwargs) -> nn.Module:
     """Create ``name``: ``timm:NAME``, ``torchvision:NAME``, or a bare name (timm first, then torchvision).
 
     ``kwargs`` go to the constructor (``num_classes``, ...). No pretrained weights are downloaded.
+    ``device`` builds the model there, for every source (torchvision's and some of this project's
+    constructors take no such argument): ``device="meta"`` gives shapes without memory.
     """
+    if device is not None:
+        with torch.device(device):
+            return create(name, **kwargs)
     source, bare = _resolve(name)
     if source == "timm":
         import timm

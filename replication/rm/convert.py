@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import copy
 
+import torch
 from torch import nn
 
 from .architectures import find_reader
 from .blocks import DOWNSAMPLE_TYPES, DownsampleType, ResidualBranch, reserve_and_merge
 from .errors import RMConversionError
-from .primitives import fold_batchnorm, fuse_pointwise, is_pointwise
+from .primitives import exact_batchnorm_, exact_batchnorms_, fold_batchnorm, fuse_pointwise, is_pointwise
 
 
 def fold_batchnorms(layers: list[nn.Module]) -> list[nn.Module]:
@@ -53,6 +54,13 @@ def _finish(layers: list[nn.Module], like: nn.Module | None, *, fuse_bn: bool, f
     return plain
 
 
+def _device_of(model: nn.Module) -> torch.device:
+    """The device of ``model``'s weights, as a context: torch's default device inside it. timm's
+    ``reparameterize`` builds its convs on the default device, which fails for a model on the meta device."""
+    reference = next(iter(model.parameters()), None)
+    return torch.device(reference.device if reference is not None else "cpu")
+
+
 def _default_fuse_pointwise(model: nn.Module) -> bool:
     from torchvision.models.mobilenetv2 import MobileNetV2
 
@@ -72,7 +80,7 @@ def convert(model: nn.Module, downsample: DownsampleType = "dirac", *, fuse_bn: 
         fuse_bn: fold every BatchNorm into its conv (the deploy form). ``False`` keeps BN, with reserved
             channels under identity BNs (paper Eq. 2): the start point for fine-tuning.
         fuse_pointwise: fuse consecutive 1x1 convs (paper Eq. 4, MobileNetV2 -> MobileNetV1).
-            Default: on for MobileNetV2, off otherwise.
+            Default: on for MobileNetV2 with ``fuse_bn``, off otherwise.
 
     Returns:
         ``nn.Sequential`` of Conv2d, ReLU / PReLU / ReLU6 / ChannelwiseClamp, MaxPool2d,
@@ -86,10 +94,11 @@ def convert(model: nn.Module, downsample: DownsampleType = "dirac", *, fuse_bn: 
     if downsample not in DOWNSAMPLE_TYPES:
         raise ValueError(f"downsample must be one of {DOWNSAMPLE_TYPES}, got {downsample!r}")
     reader = find_reader(model)
-    working = copy.deepcopy(model).eval()
-    layers = reader(working, downsample, fuse_bn)
-    if fuse_pointwise is None:
-        fuse_pointwise = _default_fuse_pointwise(model)
+    working = exact_batchnorms_(copy.deepcopy(model).eval())
+    with _device_of(working):  # modules a reader (or timm's reparameterize) creates land beside the weights
+        layers = reader(working, downsample, fuse_bn)
+    if fuse_pointwise is None:  # Eq. 4 needs the BN folded: with BN kept there is nothing to fuse
+        fuse_pointwise = fuse_bn and _default_fuse_pointwise(model)
     return _finish(layers, model, fuse_bn=fuse_bn, fuse_1x1=fuse_pointwise)
 
 
@@ -97,6 +106,11 @@ def convert_branch(branch: ResidualBranch, downsample: DownsampleType = "dirac",
                    ) -> nn.Sequential:
     """One residual block (as a :class:`ResidualBranch`) to its plain equivalent."""
     branch = copy.deepcopy(branch)
+    for index, unit in enumerate(branch.units):
+        if unit.bn is not None:
+            exact_batchnorm_(unit.bn, f"{branch.path}.bn{index + 1}")
+    if branch.shortcut is not None and branch.shortcut.bn is not None:
+        exact_batchnorm_(branch.shortcut.bn, f"{branch.path}.downsample.1")
     return _finish(reserve_and_merge(branch, downsample, fuse_bn=fuse_bn), None, fuse_bn=fuse_bn, fuse_1x1=False)
 
 
@@ -111,9 +125,10 @@ def convert_block(block: nn.Module, downsample: DownsampleType = "dirac", *, fus
 
     from .architectures import inverted_residual_layers, resnet_block_branch
 
-    working = copy.deepcopy(block).eval()
-    if isinstance(working, InvertedResidual):
-        layers = inverted_residual_layers(working, path, downsample, fuse_bn)
-    else:
-        layers = reserve_and_merge(resnet_block_branch(working, path), downsample, fuse_bn=fuse_bn)
+    working = exact_batchnorms_(copy.deepcopy(block).eval(), path)
+    with _device_of(working):
+        if isinstance(working, InvertedResidual):
+            layers = inverted_residual_layers(working, path, downsample, fuse_bn)
+        else:
+            layers = reserve_and_merge(resnet_block_branch(working, path), downsample, fuse_bn=fuse_bn)
     return _finish(layers, block, fuse_bn=fuse_bn, fuse_1x1=False)

@@ -122,6 +122,36 @@ def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     return new_conv(weight, bias, conv, groups=conv.groups)
 
 
+def exact_batchnorm_(bn: nn.modules.batchnorm._BatchNorm, path: str) -> None:
+    """Make ``bn`` (of a working copy) a BN the RM operation can read, in place, or refuse it.
+
+    ``affine=False`` is the same function as weight 1 and bias 0, so those are set (it then converts,
+    fused or kept). A BN without running statistics (``track_running_stats=False``) normalises every
+    batch by that batch's own statistics, in eval mode too: it is no fixed affine map, so no plain
+    network equals it, and it raises :class:`UnsupportedModuleError` naming ``path``.
+    """
+    from .errors import UnsupportedModuleError
+
+    if bn.running_mean is None or bn.running_var is None:
+        raise UnsupportedModuleError(path, bn, "it keeps no running statistics (track_running_stats=False), so it "
+                                     "normalises each batch by that batch's own statistics even in eval mode: no "
+                                     "fixed conv equals it")
+    with torch.no_grad():
+        if bn.weight is None:
+            bn.weight = nn.Parameter(torch.ones_like(bn.running_var))
+        if bn.bias is None:
+            bn.bias = nn.Parameter(torch.zeros_like(bn.running_mean))
+    bn.affine = True
+
+
+def exact_batchnorms_(model: nn.Module, prefix: str = "") -> nn.Module:
+    """:func:`exact_batchnorm_` on every BatchNorm of ``model`` (a working copy), paths under ``prefix``."""
+    for name, module in model.named_modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            exact_batchnorm_(module, ".".join(part for part in (prefix, name) if part))
+    return model
+
+
 def check_centred(conv: nn.Conv2d, path: str) -> None:
     """Dirac filters and padded 1x1 kernels are exact only in a 'same'-padded conv."""
     from .errors import UnsupportedModuleError
