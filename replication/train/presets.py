@@ -21,6 +21,15 @@ class Preset:
     warmup_epochs: int = 0          # linear warm-up from lr / (warmup_epochs + 1) before the schedule
     description: str = ""
 
+    def __post_init__(self) -> None:
+        # A recipe reaches here from the CLI, the workflow config or code: one check for all of them.
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"training recipe: {name} must be a positive integer, got {value!r}")
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not self.lr >= 0:
+            raise ValueError(f"training recipe: lr must be a number >= 0, got {self.lr!r}")
+
 
 PRESETS: dict[str, Preset] = {
     # Paper section 4.1 (depth study, Figure 5).

@@ -128,3 +128,11 @@ def test_corrupt_latest_checkpoint_says_how_to_start_over(trained, shared_fashio
     assert "CRC-32" in message and "--no-resume" in message and f"delete {path}" in message
     train(_config(shared_fashion_root, run, resume=False))  # the way out it names works
     assert torch.load(path, weights_only=True)["epoch"] == 0
+
+
+@pytest.mark.parametrize("field, value", [("batch_size", 0), ("epochs", "two"), ("epochs", -1), ("lr", float("nan")), ("lr", "fast")])
+def test_recipe_values_that_cannot_train_are_named(field, value):
+    from replication.train import get_preset
+
+    with pytest.raises(ValueError, match=f"training recipe: {field} must be"):
+        get_preset("embedded", **{field: value})
