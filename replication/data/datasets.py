@@ -21,6 +21,7 @@ _STATS = {
     "fashion_mnist": ((0.2860,), (0.3530,)),
 }
 _CLASSES = {"cifar10": 10, "cifar100": 100, "imagenet": 1000, "fashion_mnist": 10}
+_NATIVE_SIZE = {"cifar10": 32, "cifar100": 32, "imagenet": 224, "fashion_mnist": 28}
 
 
 def class_count(name: str) -> int:
@@ -28,6 +29,12 @@ def class_count(name: str) -> int:
     if name not in _CLASSES:
         raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
     return _CLASSES[name]
+
+
+def native_size(name: str) -> int:
+    """The dataset's own image side (ImageNet: the usual 224 crop)."""
+    class_count(name)  # names an unknown dataset
+    return _NATIVE_SIZE[name]
 
 
 @dataclass(frozen=True)
@@ -88,8 +95,7 @@ def _transforms(name: str, size: int, train: bool, augment: bool) -> T.Compose:
         steps = ([T.RandomResizedCrop(size), T.RandomHorizontalFlip()] if train and augment
                  else [T.Resize(int(size * 256 / 224)), T.CenterCrop(size)])
     else:
-        native = 28 if name == "fashion_mnist" else 32
-        steps = [] if size == native else [T.Resize(size)]
+        steps = [] if size == _NATIVE_SIZE[name] else [T.Resize(size)]
         if train and augment:
             steps += [T.RandomCrop(size, padding=size // 8), T.RandomHorizontalFlip()]
     return T.Compose(steps + [T.ToTensor(), T.Normalize(mean, std)])
@@ -190,8 +196,7 @@ def _imagenet(config: DataConfig, size: int) -> tuple[Dataset, Dataset]:
 
 def build_datasets(config: DataConfig) -> tuple[Dataset, Dataset, DatasetInfo]:
     """Train and test datasets with the setting's augmentation, plus class count, channels and size."""
-    native = {"imagenet": 224, "fashion_mnist": 28}.get(config.name, 32)
-    size = config.image_size or native
+    size = config.image_size or _NATIVE_SIZE[config.name]
     if config.name in ("cifar10", "cifar100"):
         train, test = _cifar(config, size)
         in_chans = 3
