@@ -123,14 +123,15 @@ TABLE_FILES = [
 
 
 onstart:
-    # A missing dataset stops the run here, with the data layer's message, before any long job starts.
-    from replication.data.datasets import DatasetNotFoundError, build_datasets
+    # A missing or malformed dataset (truncated file, label out of range) stops the run here, with the
+    # data layer's message, before any long job starts.
+    from replication.data.datasets import DatasetFormatError, DatasetNotFoundError, build_datasets
     from replication.experiments.training_runs import data_config
 
     for name in DATASETS + (["imagenet"] if config.get("imagenet") else []):
         try:
             build_datasets(data_config(config["data"], name))
-        except DatasetNotFoundError as error:
+        except (DatasetNotFoundError, DatasetFormatError) as error:
             raise WorkflowError(str(error))
 
 

@@ -71,6 +71,32 @@ def test_missing_dataset_stops_before_any_job(tmp_path):
     assert not (work / "results").exists()
 
 
+def test_label_out_of_range_stops_before_any_job(tmp_path):
+    import gzip
+    import struct
+
+    import numpy as np
+
+    root = tmp_path / "fashion"
+    root.mkdir()
+    for split, count in (("train", 64), ("t10k", 32)):
+        for kind, array in (("images", np.zeros((count, 28, 28), np.uint8)), ("labels", np.arange(count) % 10)):
+            if kind == "labels" and split == "t10k":
+                array[3] = 200
+            header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+            (root / f"{split}-{kind}-idx{array.ndim}-ubyte.gz").write_bytes(
+                gzip.compress(header + array.astype(np.uint8).tobytes()))
+    work = tmp_path / "work"
+    shutil.copytree(ROOT, work, ignore=shutil.ignore_patterns(".venv", "results", "runs", "figures", "logs",
+                                                               ".snakemake", "benchmarks", ".git"))
+    config = _config_with(tmp_path, **{"data.roots": {"fashion_mnist": str(root)}})
+    result = _snakemake("--cores", "1", "--configfile", str(config), cwd=work)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "t10k-labels-idx1-ubyte.gz: label 200 at index 3" in output
+    assert not (work / "results").exists()
+
+
 @pytest.mark.parametrize("changes, named", [
     ({"training.overrides": {"batch_size": -4}}, "batch_size"),
     ({"training.overrides": {"epochs": "two"}}, "two"),
