@@ -48,6 +48,7 @@ wildcard_constraints:
     dataset="[a-z0-9_]+",
     run="[A-Za-z0-9_]+",
     mode="bn|fused",
+    base="[A-Za-z0-9_]+",
     seed="[0-9]+",
 
 
@@ -145,8 +146,8 @@ RESULT_FILES = [  # results are targets too: deleting one regenerates it and wha
     *expand(f"{RESULTS}/table3/{{dataset}}/summary.csv", dataset=table3_datasets()),
     *expand(f"{RESULTS}/mobilenet/{{dataset}}.csv", dataset=DATASETS),
     *expand(f"{RESULTS}/pruning/{{dataset}}.csv", dataset=DATASETS),
-    *expand(f"{RESULTS}/finetune/{{dataset}}/{{mode}}/seed{{seed}}/metrics.csv", dataset=DATASETS,
-            mode=EXP["finetune"]["modes"], seed=SEEDS),
+    *expand(f"{RESULTS}/finetune/{{dataset}}/{{base}}/{{mode}}/seed{{seed}}/metrics.csv", dataset=DATASETS,
+            base=EXP["finetune"]["bases"], mode=EXP["finetune"]["modes"], seed=SEEDS),
 ]
 
 
@@ -389,32 +390,38 @@ rule pruning_figure:
 
 rule finetune:
     input:
-        trained(EXP["finetune"]["base"]),
+        lambda wildcards: trained(wildcards.base)(wildcards),
     output:  # the fine-tuning checkpoint is not an output either (see rule train)
-        metrics=f"{RESULTS}/finetune/{{dataset}}/{{mode}}/seed{{seed}}/metrics.csv",
+        metrics=f"{RESULTS}/finetune/{{dataset}}/{{base}}/{{mode}}/seed{{seed}}/metrics.csv",
     log:
-        f"{LOGS}/finetune/{{dataset}}_{{mode}}/seed{{seed}}.log",
+        f"{LOGS}/finetune/{{dataset}}/{{base}}_{{mode}}/seed{{seed}}.log",
     threads: 1
     params:
-        base=lambda wildcards: checkpoint_dir(wildcards.dataset, EXP["finetune"]["base"], wildcards.seed),
-        own=lambda wildcards: checkpoint_dir(wildcards.dataset, f"finetune_{wildcards.mode}", wildcards.seed),
+        base=lambda wildcards: checkpoint_dir(wildcards.dataset, wildcards.base, wildcards.seed),
+        own=lambda wildcards: checkpoint_dir(wildcards.dataset, f"finetune_{wildcards.base}_{wildcards.mode}",
+                                             wildcards.seed),
     run:
-        steps.finetune(params.base, output.metrics, params.own, wildcards.mode, wildcards.dataset, config, PROFILE,
-                       int(wildcards.seed))
+        steps.finetune(wildcards.base, params.base, output.metrics, params.own, wildcards.mode, wildcards.dataset,
+                       config, PROFILE, int(wildcards.seed))
 
 
 rule finetune_figure:
     input:
-        base=expand(f"{RESULTS}/train/{{{{dataset}}}}/{EXP['finetune']['base']}/seed{{seed}}/metrics.csv", seed=SEEDS),
-        modes=expand(f"{RESULTS}/finetune/{{{{dataset}}}}/{{mode}}/seed{{seed}}/metrics.csv", mode=EXP["finetune"]["modes"],
-                     seed=SEEDS),
+        base=expand(f"{RESULTS}/train/{{{{dataset}}}}/{{base}}/seed{{seed}}/metrics.csv",
+                    base=EXP["finetune"]["bases"], seed=SEEDS),
+        modes=expand(f"{RESULTS}/finetune/{{{{dataset}}}}/{{base}}/{{mode}}/seed{{seed}}/metrics.csv",
+                     base=EXP["finetune"]["bases"], mode=EXP["finetune"]["modes"], seed=SEEDS),
     output:
         png=report(f"{FIGURES}/fig9_finetune_{{dataset}}.png", category="Figures"),
         pdf=f"{FIGURES}/fig9_finetune_{{dataset}}.pdf",
     log:
         f"{LOGS}/figures/fig9_{{dataset}}.log",
+    params:
+        bases={config["runs"][base]["label"]: base for base in EXP["finetune"]["bases"]},
     run:
-        steps.finetune_figure(list(input.base), list(input.modes), output.png)
+        base_metrics = {label: [path for path in input.base if f"/{run}/seed" in path]
+                        for label, run in params.bases.items()}
+        steps.finetune_figure(base_metrics, list(input.modes), output.png)
 
 
 rule depth_figure:

@@ -43,8 +43,9 @@ def check_config(config: dict[str, Any]) -> None:
              for value in experiments.get(key, [])}
     named.update({"experiments.mobilenet.v2": experiments["mobilenet"]["v2"],
                   "experiments.mobilenet.v1": experiments["mobilenet"]["v1"],
-                  "experiments.pruning.run": experiments["pruning"]["run"],
-                  "experiments.finetune.base": experiments["finetune"]["base"]})
+                  "experiments.pruning.run": experiments["pruning"]["run"]})
+    named.update({f"experiments.finetune.bases[{index}]": run
+                  for index, run in enumerate(experiments["finetune"]["bases"])})
     problems += [f"{key}: run {run!r} is not defined under runs" for key, run in named.items()
                  if run not in config["runs"]]
     if problems:
@@ -96,22 +97,26 @@ def pruning(checkpoint_dir: str, output: str, dataset: str, config: dict[str, An
                            seed=seed)
 
 
-def finetune(base_checkpoint_dir: str, metrics: str, checkpoint_dir: str, mode: str, dataset: str,
+def finetune(base: str, base_checkpoint_dir: str, metrics: str, checkpoint_dir: str, mode: str, dataset: str,
              config: dict[str, Any], profile: str, seed: int) -> None:
     spec = config["experiments"]["finetune"]
-    finetune_experiment.run(config["runs"][spec["base"]], base_checkpoint_dir, mode=mode, dataset=dataset,
+    finetune_experiment.run(config["runs"][base], base_checkpoint_dir, mode=mode, dataset=dataset,
                             data=config["data"], training=config["training"], profile=profile,
                             calibration_batches=spec.get("calibration_batches", 8),
                             checkpoint_dir=checkpoint_dir, metrics_csv=metrics, seed=seed)
 
 
-def finetune_figure(base_metrics: list[str], mode_metrics: list[str], png: str) -> None:
-    """Figure 9 from the base runs' and the fine-tuning runs' metrics (``.../<mode>/seed<k>/metrics.csv``)."""
+def finetune_figure(base_metrics: dict[str, list[str]], mode_metrics: list[str], png: str) -> None:
+    """Figure 9, one panel per base run: the base runs' metrics by panel title, and the fine-tuning runs'
+    metrics (``.../<base>/<mode>/seed<k>/metrics.csv``)."""
     labels = {"bn": "fine-tune with BN", "fused": "fine-tune w/o BN (fused)"}
-    curves: dict[str, list[str]] = {}
+    titles = {os.path.basename(os.path.dirname(os.path.dirname(paths[0]))): title
+              for title, paths in base_metrics.items()}  # run name -> panel title
+    curves: dict[str, dict[str, list[str]]] = {title: {} for title in base_metrics}
     for path in mode_metrics:
-        mode = os.path.basename(os.path.dirname(os.path.dirname(path)))
-        curves.setdefault(labels[mode], []).append(path)
+        mode_dir = os.path.dirname(os.path.dirname(path))
+        base, mode = os.path.basename(os.path.dirname(mode_dir)), os.path.basename(mode_dir)
+        curves[titles[base]].setdefault(labels[mode], []).append(path)
     figures.finetune(curves, base_metrics, _stem(png, ".png"))
 
 
