@@ -16,7 +16,13 @@ from snakemake.utils import min_version, validate
 min_version("8.0")
 
 
-configfile: "config/config.yaml"
+# The embedded default, only when no --configfile is given: a profile's config file (evidence.yaml,
+# paper.yaml) is complete on its own, and merging it over the embedded one would leave the embedded
+# widths and epochs in every run the profile does not spell out. Overlays name both files, as CI does:
+# --configfile config/config.yaml config/ci.yaml.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
