@@ -72,7 +72,17 @@ def throughput(output: str, config: dict[str, Any], profile: str, threads: int) 
     base = _throughput_config(speed)
     rows = throughput_experiment.timing_rows(tuple(speed["tables"]), tuple(speed["datasets"]))
     note = f"profile {profile}: batch {speed['batch_size']}, {speed['warmup']} warm-up, {speed['iters']} timed batches"
-    throughput_experiment.run(output, rows, base, profile=profile, note=note, onnx=speed.get("onnx", False))
+    pairs = throughput_experiment.PairSettings(rounds=speed.get("rounds", 8), max_rounds=speed.get("max_rounds", 32),
+                                               time_cap_s=speed.get("pair_time_cap_s", 300.0))
+    throughput_experiment.run(output, rows, base, profile=profile, note=note, onnx=speed.get("onnx", False),
+                              pairs=pairs)
+
+
+def cost_model(output: str, config: dict[str, Any]) -> None:
+    """The cost model's predictions for every Table 1 / 2 row (nothing is timed: no ``timing`` resource)."""
+    from .experiments import cost_predictions
+
+    cost_predictions.run(output, batch_size=config.get("cost_model", {}).get("batch_size", 128))
 
 
 def mobilenet(v2_checkpoint_dir: str, v1_checkpoint_dir: str, output: str, dataset: str, config: dict[str, Any],
@@ -135,10 +145,10 @@ def counts(counts_csv: str, comparison_csv: str, table: str) -> None:
     counts_table.build(counts_csv, comparison_csv, table)
 
 
-def throughput_report(csv: str, table: str, roofline_png: str) -> None:
+def throughput_report(csv: str, table: str, roofline_png: str, predictions_csv: str | None = None) -> None:
     from .report import roofline, throughput_table
 
-    throughput_table.build(csv, table)
+    throughput_table.build(csv, table, predictions_csv)
     roofline.plot(csv, _stem(roofline_png, ".png"))
 
 
@@ -155,7 +165,8 @@ def speed_pairs(output: str, config: dict[str, Any], profile: str, threads: int)
     _threads(threads)
     speed = config["throughput"]
     # Pairs count rounds, not repeats: repeats=1 keeps the recorded context truthful.
-    pairs_experiment.run(load_claims(), replace(_throughput_config(speed), repeats=1), rounds=speed.get("rounds", 8), max_rounds=speed.get("max_rounds", 32),
+    pairs_experiment.run(load_claims(), replace(_throughput_config(speed), repeats=1), rounds=speed.get("rounds", 8),
+                         max_rounds=speed.get("max_rounds", 32), time_cap_s=speed.get("pair_time_cap_s", 300.0),
                          profile=profile, output=output)
 
 
