@@ -190,7 +190,8 @@ def run(output: str | os.PathLike, rows: list[TimingRow], base: ThroughputConfig
                 macs = count_macs(module, config.input_size)
                 form_context = {**context, **_cost_columns(module, config)}
                 if onnx:
-                    onnx_context = {**form_context, "peak_flops": cpu_peak[0], "peak_source": cpu_peak[1]}
+                    onnx_context = {**form_context, "peak_flops": cpu_peak[0], "peak_source": cpu_peak[1],
+                                    "measure": "single", "pair_id": ""}
                     results.append(_onnx_row(row.paper.model, form, module, config, onnx_context, macs,
                                              output.parent / "onnx"))
                 results.append(_single(row, form, module, config, form_context, macs))

@@ -191,7 +191,7 @@ def measure_pair(model_a: nn.Module, model_b: nn.Module, config: ThroughputConfi
                     check_input(model, x, name)  # a shape the model cannot take: ThroughputError, as for one model
                     for _ in range(config.warmup):
                         model(x)
-                started = timer()
+                started = timer() if time_cap_s is not None else 0.0
                 target = rounds
                 while True:
                     while len(rates_a) < target:
@@ -208,8 +208,8 @@ def measure_pair(model_a: nn.Module, model_b: nn.Module, config: ThroughputConfi
                     if not wide or target >= max_rounds:
                         break
                     following = min(2 * target, max_rounds)
-                    spent = timer() - started
-                    if time_cap_s is not None and spent * following / target > time_cap_s:
+                    # stop before a doubling that would end past the cap, at the rounds' pace so far
+                    if time_cap_s is not None and (timer() - started) * following / target > time_cap_s:
                         capped = True
                         break
                     target = following

@@ -134,7 +134,8 @@ def to_markdown(table: pd.DataFrame, title: str = "Throughput: ours vs the paper
         for kind in RATIOS:
             shown[kind] = [_ratio_text(line, kind) for _, line in rows.iterrows()]
         shown["paper_rmnet_over_this"] = shown["paper_rmnet_over_this"].astype(float).round(3)
-        parts += [f"## {header}", "", shown.fillna("").to_markdown(index=False), ""]
+        shown = shown.astype(object).where(shown.notna(), "")
+        parts += [f"## {header}", "", shown.to_markdown(index=False), ""]
     if failures is not None and len(failures):
         parts += ["## Not measured", "", "`oom`: the batch did not fit in memory (it is never reduced "
                   "automatically); `error: ...`: the model could not be run with these settings.", "",
