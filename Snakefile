@@ -43,6 +43,9 @@ DATASETS = config["datasets"]
 EXP = config["experiments"]
 SEEDS = config["training"].get("seeds") or [config["training"].get("seed", 0)]
 GPU = {"gpu": 1} if str(config["throughput"].get("device", "cpu")).startswith("cuda") else {}
+# Timing jobs hold the one `timing` unit (profiles set `resources: [timing=1]`): no two run at once, on any
+# executor; `threads: workflow.cores` also keeps every other job off the machine while one runs.
+TIMING = {"timing": 1, **GPU}
 
 wildcard_constraints:
     dataset="[a-z0-9_]+",
@@ -187,7 +190,7 @@ rule speed_pairs:
         f"{LOGS}/speed_pairs.log",
     threads: workflow.cores  # timing runs alone
     resources:
-        **GPU,
+        **TIMING,
     run:
         steps.speed_pairs(output[0], config, PROFILE, threads)
 
@@ -214,14 +217,24 @@ rule throughput:
         f"{BENCH}/throughput.tsv"
     threads: workflow.cores  # timing runs alone: no other job shares the CPU
     resources:
-        **GPU,
+        **TIMING,
     run:
         steps.throughput(output[0], config, PROFILE, threads)
+
+
+rule cost_model:
+    output:
+        f"{RESULTS}/throughput/predicted.csv",
+    log:
+        f"{LOGS}/cost_model.log",
+    run:
+        steps.cost_model(output[0])
 
 
 rule throughput_report:
     input:
         rules.throughput.output,
+        predictions=rules.cost_model.output,
     output:
         table=report(f"{FIGURES}/tables/throughput.md", category="Tables"),
         roofline=report(f"{FIGURES}/roofline.png", category="Figures", caption="workflow/report/roofline.rst"),
@@ -229,7 +242,7 @@ rule throughput_report:
     log:
         f"{LOGS}/throughput_report.log",
     run:
-        steps.throughput_report(input[0], output.table, output.roofline)
+        steps.throughput_report(input[0], output.table, output.roofline, input.predictions[0])
 
 
 rule train:
@@ -366,7 +379,7 @@ rule pruning:
         f"{LOGS}/pruning/{{dataset}}/seed{{seed}}.log",
     threads: workflow.cores  # includes timing
     resources:
-        **GPU,
+        **TIMING,
     params:
         trained=lambda wildcards: checkpoint_dir(wildcards.dataset, EXP["pruning"]["run"], wildcards.seed),
     run:
@@ -437,7 +450,7 @@ rule ablation:
         f"{LOGS}/ablation.log",
     threads: workflow.cores  # timing runs alone
     resources:
-        **GPU,
+        **TIMING,
     run:
         steps.ablation(output[0], config, PROFILE, threads)
 

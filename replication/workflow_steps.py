@@ -78,11 +78,12 @@ def throughput(output: str, config: dict[str, Any], profile: str, threads: int) 
                               pairs=pairs)
 
 
-def cost_model(output: str, config: dict[str, Any]) -> None:
-    """The cost model's predictions for every Table 1 / 2 row (nothing is timed: no ``timing`` resource)."""
+def cost_model(output: str) -> None:
+    """The cost model's predictions for every Table 1 / 2 row at the paper's batch of 128 (nothing is
+    timed: no ``timing`` resource)."""
     from .experiments import cost_predictions
 
-    cost_predictions.run(output, batch_size=config.get("cost_model", {}).get("batch_size", 128))
+    cost_predictions.run(output, batch_size=128)
 
 
 def mobilenet(v2_checkpoint_dir: str, v1_checkpoint_dir: str, output: str, dataset: str, config: dict[str, Any],

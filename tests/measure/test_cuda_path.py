@@ -12,7 +12,7 @@ from replication.experiments.paper_rows import PaperRow
 from replication.measure import throughput
 from replication.measure.paired import measure_pair
 from replication.measure.throughput import ThroughputConfig, ThroughputError, measure_throughput, prepare
-from replication.report import throughput_table
+from replication.report import roofline, throughput_table
 
 SMALL = dict(batch_size=2, input_size=(3, 8, 8), warmup=1, iters=1, repeats=1, device="cpu")
 ALLOCATOR_ERROR = ("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
@@ -186,6 +186,9 @@ def test_experiment_rows_pairs_and_table(monkeypatch, tmp_path):
     throughput_table.build(output, tmp_path / "speed.md")
     text = (tmp_path / "speed.md").read_text()
     assert f"{rmnet_pair['ratio']:.2f} [{rmnet_pair['ratio_ci_low']:.2f}, {rmnet_pair['ratio_ci_high']:.2f}]" in text
+    points = roofline.roofline_points(frame)  # measured FLOP/s at the cost model's intensity, singles only
+    assert len(points) == 4 and (points["achieved_flops"] == points["images_per_sec"] * points["flops_per_image"]).all()
+    assert all(path.stat().st_size > 0 for path in roofline.plot(output, tmp_path / "roofline"))
 
 
 def test_experiment_records_oom_rows_and_the_table_still_builds(monkeypatch, tmp_path):
