@@ -23,10 +23,18 @@ def check_target(path: Path) -> None:
         raise FileExistsError(f"refusing to write {path}: it exists and is {kind}")
 
 
-def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write ``frame`` to ``path`` through a temporary file in the same folder and an atomic rename."""
+def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike, *, provenance: bool = True) -> Path:
+    """Write ``frame`` to ``path`` through a temporary file in the same folder and an atomic rename.
+
+    With ``provenance`` (the default for results), columns the frame lacks among the suite's commit
+    and the torch / torchvision / timm / onnxruntime versions are added to every row; columns it
+    has keep their values (a gathered CSV keeps the provenance of the runs it gathers)."""
     path = Path(path)
     check_target(path)
+    if provenance:
+        from .provenance import provenance as current
+
+        frame = frame.assign(**{key: value for key, value in current().items() if key not in frame.columns})
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
                                      delete=False, newline="") as handle:
@@ -57,8 +65,11 @@ def append_rows_atomic(rows: list[dict[str, object]], path: str | os.PathLike) -
     A crash leaves either the old file or the new one, never a half-written row. New columns are
     added; rows that lack a column get an empty value.
     """
+    from .provenance import provenance as current
+
     path = Path(path)
     new = pd.DataFrame.from_records(rows)
+    new = new.assign(**{key: value for key, value in current().items() if key not in new.columns})
     if path.exists() and path.stat().st_size > 0:
         new = pd.concat([pd.read_csv(path), new], ignore_index=True)
     return write_csv_atomic(new, path)

@@ -152,12 +152,3 @@ def build_datasets(config: DataConfig) -> tuple[Dataset, Dataset, DatasetInfo]:
     test = _subset(test, config.test_subset, config.seed + 1)
     return train, test, DatasetInfo(num_classes=_CLASSES[config.name], in_chans=in_chans, image_size=size)
 
-
-def dataset_root_exists(config: DataConfig) -> bool:
-    """Cheap check for the workflow: is the data there, before any long job starts?"""
-    try:
-        build_datasets(config)
-    except DatasetNotFoundError:
-        return False
-    return True
-
