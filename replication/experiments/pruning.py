@@ -55,7 +55,8 @@ def run(sparse_run: dict[str, Any], checkpoint: str | os.PathLike, *, thresholds
                          "macs": count_macs(pruned, size), "top1": accuracy["top1"], "top1_unpruned": unpruned_top1,
                          "test_samples": accuracy["samples"], "images_per_sec": pair.images_per_sec_a,
                          "images_per_sec_unpruned": pair.images_per_sec_b,
-                         **pair.as_row("speedup_vs_unpruned_", pair_id=f"pruning:{dataset}:seed{seed}:{method}:{threshold}"),
+                         **pair.as_row("speedup_vs_unpruned_",
+                                       pair_id=f"pruning:{dataset}:seed{seed}:{method}:{threshold}"),
                          "masked_channels": report.masked_channels, "total_channels": report.total_channels,
                          **environment(config)})
     frame = pd.DataFrame(rows)

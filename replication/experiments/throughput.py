@@ -5,10 +5,10 @@ optionally through ONNX Runtime. Every ratio the tables report (deploy over trai
 RMNet over each other row) is measured as a pair, interleaved, with a bootstrap CI
 (:mod:`replication.measure.paired`); absolute images/s come from single-model rows with the paper's
 protocol. Each row records the load average at its start and end and a ``busy`` flag, and the cost
-model's FLOPs and bytes per image (for the roofline figure). Rows go to a CSV one model at a time (atomic rewrite), so a crash keeps
-every finished measurement. The RM (deploy) form of bottleneck ResNets and ResNeXts at 224x224 is
-0.3-0.8 G parameters and is not what the paper times; it is skipped (``SKIP_DEPLOY``) and said so in
-the docs.
+model's FLOPs and bytes per image (for the roofline figure). Rows go to a CSV one model at a time
+(atomic rewrite), so a crash keeps every finished measurement. The RM (deploy) form of bottleneck
+ResNets and ResNeXts at 224x224 is 0.3-0.8 G parameters and is not what the paper times; it is
+skipped (``SKIP_DEPLOY``) and said so in the docs.
 """
 
 from __future__ import annotations
@@ -25,8 +25,14 @@ from .. import rm, zoo
 from ..measure import cost_model, count_macs
 from ..measure.paired import contention, is_busy, measure_pair
 from ..measure.peak import memory_bandwidth, peak_flops
-from ..measure.throughput import (ThroughputConfig, ThroughputError, device_name, environment, measure_throughput,
-                                  result_row)
+from ..measure.throughput import (
+    ThroughputConfig,
+    ThroughputError,
+    device_name,
+    environment,
+    measure_throughput,
+    result_row,
+)
 from ..results import append_rows_atomic
 from .paper_rows import PAPER_ROWS, PaperRow
 
@@ -116,7 +122,7 @@ def _cost_columns(module: torch.nn.Module, config: ThroughputConfig) -> dict[str
 def _single(row: TimingRow, form: str, module: torch.nn.Module, config: ThroughputConfig, context: dict,
             macs: int) -> dict[str, object]:
     """Absolute images/s of one form with the paper's protocol, with the machine's load meanwhile."""
-    extra = {"measure": "single", "pair_id": ""}
+    extra: dict[str, object] = {"measure": "single", "pair_id": ""}
     with contention() as stats:
         try:
             measured = measure_throughput(module, config, name=f"{row.paper.model} ({form})")
@@ -125,7 +131,7 @@ def _single(row: TimingRow, form: str, module: torch.nn.Module, config: Throughp
             measured, status = None, _status(error)
     extra.update(load_start=stats["load_start"], load_end=stats["load_end"], other_cpu=stats["other_cpu"],
                  busy=is_busy(stats))
-    return result_row(row.paper.model, form, config, measured, status=status, macs=macs, **context, **extra)
+    return {**result_row(row.paper.model, form, config, measured, status=status, macs=macs, **context), **extra}
 
 
 def _pair(kind: str, a: tuple[TimingRow, str, torch.nn.Module], b: tuple[TimingRow, str, torch.nn.Module],
@@ -190,6 +196,7 @@ def run(output: str | os.PathLike, rows: list[TimingRow], base: ThroughputConfig
                 macs = count_macs(module, config.input_size)
                 form_context = {**context, **_cost_columns(module, config)}
                 if onnx:
+                    assert cpu_peak is not None  # set above whenever onnx is on
                     onnx_context = {**form_context, "peak_flops": cpu_peak[0], "peak_source": cpu_peak[1],
                                     "measure": "single", "pair_id": ""}
                     results.append(_onnx_row(row.paper.model, form, module, config, onnx_context, macs,

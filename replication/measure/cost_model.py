@@ -85,7 +85,7 @@ def _spanned_bytes(tensor: torch.Tensor) -> int:
     if tensor.numel() == 0:
         return 0
     elements = 1
-    for size, stride in zip(tensor.shape, tensor.stride()):
+    for size, stride in zip(tensor.shape, tensor.stride(), strict=True):
         if stride != 0:
             elements *= size
     return elements * tensor.element_size()
@@ -337,7 +337,7 @@ class Prediction:
         return self.batch_size / self.seconds
 
     def as_row(self, prefix: str = "predicted_") -> dict[str, object]:
-        row = {f"{prefix}seconds": self.seconds, f"{prefix}images_per_sec": self.images_per_sec,
+        row: dict[str, object] = {f"{prefix}seconds": self.seconds, f"{prefix}images_per_sec": self.images_per_sec,
                f"{prefix}compute_s": self.compute_s, f"{prefix}memory_s": self.memory_s,
                f"{prefix}launch_s": self.launch_s}
         row.update({f"{prefix}{category}_s": self.by_category.get(category, 0.0) for category in CATEGORIES})

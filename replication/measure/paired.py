@@ -36,8 +36,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from .throughput import (ThroughputConfig, ThroughputError, autocast, check_input, is_out_of_memory,
-                         out_of_memory_error, prepare, synchronizer)
+from .throughput import (
+    ThroughputConfig,
+    ThroughputError,
+    autocast,
+    check_input,
+    is_out_of_memory,
+    out_of_memory_error,
+    prepare,
+    synchronizer,
+)
 
 BUSY_SHARE = 0.10          # other processes used more than 10 % of the machine's CPU time: busy
 MIN_BLOCK_SECONDS = 1e-3   # pyperf's "shortest value" warning: a block this short is mostly clock noise
@@ -187,7 +195,7 @@ def measure_pair(model_a: nn.Module, model_b: nn.Module, config: ThroughputConfi
             first, x = prepare(model_a, config, names[0])
             second, _ = prepare(model_b, config, names[1])
             with torch.inference_mode(), autocast(config):
-                for model, name in zip((first, second), names):
+                for model, name in zip((first, second), names, strict=True):
                     check_input(model, x, name)  # a shape the model cannot take: ThroughputError, as for one model
                     for _ in range(config.warmup):
                         model(x)
@@ -201,7 +209,7 @@ def measure_pair(model_a: nn.Module, model_b: nn.Module, config: ThroughputConfi
                         else:
                             rates_b.append(timed(second))
                             rates_a.append(timed(first))
-                    ratios = [a / b for a, b in zip(rates_a, rates_b)]
+                    ratios = [a / b for a, b in zip(rates_a, rates_b, strict=True)]
                     ratio = statistics.median(ratios)
                     low, high = bootstrap_median_ci(ratios)
                     wide = not (high - low) / 2 <= tolerance * ratio  # a NaN CI counts as wide

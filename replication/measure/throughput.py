@@ -23,6 +23,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 from torch import nn
@@ -170,7 +171,7 @@ def prepare(model: nn.Module, config: ThroughputConfig, name: str = "model") -> 
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     if config.compile:
-        model = torch.compile(model, backend=config.compile_backend)
+        model = cast(nn.Module, torch.compile(model, backend=config.compile_backend))
     return model, x
 
 

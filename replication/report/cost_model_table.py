@@ -73,8 +73,9 @@ def agreement(rows: pd.DataFrame) -> dict[str, float]:
     """Spearman rank correlation (all rows; CIFAR and ImageNet rows of Table 1 apart) and the median
     absolute error of the RMNet / baseline ratios."""
     out = {}
-    for label, subset in (("all", rows), ("cifar_table1", rows[(rows["table"] == "table1_sota") & (rows["dataset"] != "ImageNet")]),
-                          ("imagenet_table1", rows[rows["dataset"] == "ImageNet"])):
+    cifar = rows[(rows["table"] == "table1_sota") & (rows["dataset"] != "ImageNet")]
+    imagenet = rows[rows["dataset"] == "ImageNet"]
+    for label, subset in (("all", rows), ("cifar_table1", cifar), ("imagenet_table1", imagenet)):
         result = spearmanr(subset["predicted"], subset["paper"])
         out[f"spearman_{label}"], out[f"spearman_{label}_p"], out[f"rows_{label}"] = (
             float(result.statistic), float(result.pvalue), len(subset))
@@ -90,15 +91,15 @@ def speedup_sources(predictions: pd.DataFrame, device: str, dtype: str, algorith
     selected = _select(predictions, device, dtype, algorithm)
     selected = selected[selected["is_rmnet"] | (selected["backbone"] == "MobileNetV2")]
     lines = []
-    for (model, dataset), forms in selected.groupby(["model", "dataset"], sort=False):
+    for _, forms in selected.groupby(["model", "dataset"], sort=False):
         if set(forms["form"]) != {"train", "deploy"}:
             continue
         train, deploy = (forms[forms["form"] == f].iloc[0] for f in ("train", "deploy"))
         saved = {part: 1e3 * (train[f"predicted_{part}_s"] - deploy[f"predicted_{part}_s"])
                  for part in ("memory", "compute", "launch")}
         total = sum(saved.values())
-        lines.append({"model": train["backbone"], "input": train["input_size"], "ips_train": train["predicted_images_per_sec"],
-                      "ips_deploy": deploy["predicted_images_per_sec"],
+        lines.append({"model": train["backbone"], "input": train["input_size"],
+                      "ips_train": train["predicted_images_per_sec"], "ips_deploy": deploy["predicted_images_per_sec"],
                       "deploy_over_train": deploy["predicted_images_per_sec"] / train["predicted_images_per_sec"],
                       "saved_ms": total, "memory_ms": saved["memory"], "compute_ms": saved["compute"],
                       "launch_ms": saved["launch"],
@@ -135,9 +136,9 @@ def to_markdown(predictions: pd.DataFrame) -> str:
             f"baseline ratios {stats['ratio_median_abs_error']:.3f}.")
     far = merged[(merged["predicted / paper (direct)"] - 1).abs() > 0.25]
     if len(far):
-        parts.append("- Rows where the direct prediction is more than 25 % off the paper's: " + ", ".join(
-            f"{dataset} {backbone} ({off:.2f}x)"
-            for dataset, backbone, off in zip(far["dataset"], far["backbone"], far["predicted / paper (direct)"])) + ".")
+        offs = zip(far["dataset"], far["backbone"], far["predicted / paper (direct)"], strict=True)
+        parts.append("- Rows where the direct prediction is more than 25 % off the paper's: "
+                     + ", ".join(f"{dataset} {backbone} ({off:.2f}x)" for dataset, backbone, off in offs) + ".")
     parts.append("")
 
     ratio_table = ratio_rows(tables["direct"]).rename(columns={"predicted_ratio": "predicted V100 (direct)"})

@@ -59,13 +59,13 @@ def plot(throughput_csv: str | os.PathLike, output_stem: str | os.PathLike) -> l
     frame = points if roofline else achieved_fraction(raw)
     panels = list(frame.groupby(["device_name", "runtime", "dtype", "batch_size"]))
     fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(6 * max(1, len(panels)), 4.5), squeeze=False)
-    for ax, ((device, runtime, dtype, batch), rows) in zip(axes[0], panels):
+    for ax, ((device, runtime, dtype, batch), rows) in zip(axes[0], panels, strict=False):
         x_key, y_key = ("intensity", "achieved_flops") if roofline else ("macs_per_image", "fraction_of_peak")
         for form, marker in (("train", "o"), ("deploy", "s")):
             subset = rows[rows["form"] == form]
             x = subset[x_key] if roofline else subset[x_key] / 1e9
             ax.scatter(x, subset[y_key], marker=marker, label=f"{form} (measured)")
-            for label, xv, yv in zip(subset["backbone"], x, subset[y_key]):
+            for label, xv, yv in zip(subset["backbone"], x, subset[y_key], strict=True):
                 ax.annotate(label, (xv, yv), fontsize=6, alpha=0.7)
         source = rows["peak_source"].iloc[0]
         if roofline:

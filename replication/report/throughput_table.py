@@ -50,7 +50,7 @@ def ratios(frame: pd.DataFrame) -> pd.DataFrame:
     for context, runs in singles.groupby(CONTEXT, dropna=False):
         latest = runs.drop_duplicates(["model", "form", "group", "backbone"], keep="last")
         context_pairs = pairs
-        for key, value in zip(CONTEXT, context):
+        for key, value in zip(CONTEXT, context, strict=True):
             if key in context_pairs and not pd.isna(value):
                 context_pairs = context_pairs[context_pairs[key].astype(str) == str(value)]
         for group, members in latest.groupby("group", sort=False):
@@ -61,7 +61,7 @@ def ratios(frame: pd.DataFrame) -> pd.DataFrame:
                 first = rows.iloc[0]
                 own = speed.get((backbone, first["paper_form"]))
                 train, deploy = speed.get((backbone, "train")), speed.get((backbone, "deploy"))
-                line = {**dict(zip(CONTEXT, context)), "group": group, "dataset": first["dataset"],
+                line = {**dict(zip(CONTEXT, context, strict=True)), "group": group, "dataset": first["dataset"],
                         "backbone": backbone, "model": first["model"], "paper_form": first["paper_form"],
                         "ips_train": train, "ips_deploy": deploy, "busy_train": busy.get((backbone, "train"), False),
                         "busy_deploy": busy.get((backbone, "deploy"), False),
@@ -127,10 +127,10 @@ def to_markdown(table: pd.DataFrame, title: str = "Throughput: ours vs the paper
     if table.empty:
         parts += ["No successful measurement.", ""]
     for context, rows in (table.groupby(CONTEXT, dropna=False) if not table.empty else []):
-        header = ", ".join(f"{k}={v}" for k, v in zip(CONTEXT, context))
+        header = ", ".join(f"{k}={v}" for k, v in zip(CONTEXT, context, strict=True))
         shown = rows.reindex(columns=show).copy()
-        shown["ips_train"] = [_ips_text(v, b) for v, b in zip(rows["ips_train"], rows["busy_train"])]
-        shown["ips_deploy"] = [_ips_text(v, b) for v, b in zip(rows["ips_deploy"], rows["busy_deploy"])]
+        shown["ips_train"] = [_ips_text(v, b) for v, b in zip(rows["ips_train"], rows["busy_train"], strict=True)]
+        shown["ips_deploy"] = [_ips_text(v, b) for v, b in zip(rows["ips_deploy"], rows["busy_deploy"], strict=True)]
         for kind in RATIOS:
             shown[kind] = [_ratio_text(line, kind) for _, line in rows.iterrows()]
         shown["paper_rmnet_over_this"] = shown["paper_rmnet_over_this"].astype(float).round(3)

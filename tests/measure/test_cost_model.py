@@ -88,7 +88,8 @@ def test_a_broadcast_operand_is_read_once_and_fp16_halves_the_bytes():
     with CostMode() as mode:
         x + bias.expand(4, 8, 5, 5)
     assert mode.ops[-1].bytes_read == (4 * 8 * 25 + 8) * 4
-    full, half = trace(nn.BatchNorm2d(8).eval(), (2, 8, 5, 5)), trace(nn.BatchNorm2d(8).eval(), (2, 8, 5, 5), dtype="fp16")
+    bn = nn.BatchNorm2d(8).eval()
+    full, half = trace(bn, (2, 8, 5, 5)), trace(bn, (2, 8, 5, 5), dtype="fp16")
     assert half.bytes * 2 == full.bytes
 
 

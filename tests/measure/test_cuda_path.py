@@ -149,7 +149,8 @@ def test_an_input_that_cannot_be_allocated_is_refused_before_allocating(monkeypa
     assert caught.value.out_of_memory
 
 
-TINY = {"resnet34_cifar": {"channels": [4, 8, 16, 32]}, "rmnet26x3_32_cifar": {"widths": [4, 8, 16, 32], "group_width": 4}}
+TINY = {"resnet34_cifar": {"channels": [4, 8, 16, 32]},
+        "rmnet26x3_32_cifar": {"widths": [4, 8, 16, 32], "group_width": 4}}
 
 
 def _tiny_rows(monkeypatch) -> list:
