@@ -225,11 +225,10 @@ def claims(results_dir: str, config: dict[str, Any], csv: str, table: str) -> No
 
 def check_datasets(data: dict[str, Any], datasets: list[str]) -> None:
     """Every dataset the run needs is on disk (the data layer's own message names what is missing)."""
-    from .data.datasets import build_datasets
-    from .experiments.training_runs import data_config
+    from .data.datasets import DataConfig, build_datasets
 
     for name in datasets:
-        build_datasets(data_config(data, name))
+        build_datasets(DataConfig.from_mapping(data, name))
 
 
 STEPS: dict[str, Callable[..., None]] = {step.__name__: step for step in (

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pickle
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset, Subset
@@ -43,6 +45,14 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.name not in DATASETS:
             raise ValueError(f"unknown dataset {self.name!r}; choose from {', '.join(DATASETS)}")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], dataset: str, seed: int = 0) -> DataConfig:
+        """The config of ``dataset`` under a workflow ``data`` section (roots, image_size, subsets, download)."""
+        roots = data.get("roots", {}) or {}
+        return cls(name=dataset, root=roots.get(dataset), image_size=data.get("image_size"),
+                   train_subset=data.get("train_subset"), test_subset=data.get("test_subset"),
+                   download=bool(data.get("download", False)), seed=seed)
 
 
 @dataclass(frozen=True)

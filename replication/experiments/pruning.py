@@ -16,7 +16,7 @@ import pandas as pd
 from torch.utils.data import DataLoader
 
 from .. import rm
-from ..data import build_datasets
+from ..data import DataConfig, build_datasets
 from ..measure import count_macs, count_params
 from ..measure.paired import measure_pair
 from ..measure.throughput import ThroughputConfig, environment
@@ -24,14 +24,14 @@ from ..prune import slim_and_prune
 from ..prune.baseline import prune_resnet_baseline
 from ..results import write_csv_atomic
 from ..train import evaluate
-from .training_runs import data_config, load_trained
+from .training_runs import load_trained
 
 
 def run(sparse_run: dict[str, Any], checkpoint: str | os.PathLike, *, thresholds: list[float], dataset: str,
         data: dict[str, Any], speed: dict[str, Any], profile: str, output: str | os.PathLike,
         seed: int = 0) -> pd.DataFrame:
     model = load_trained(sparse_run, checkpoint)
-    _, test_set, info = build_datasets(data_config(data, dataset))
+    _, test_set, info = build_datasets(DataConfig.from_mapping(data, dataset))
     loader = DataLoader(test_set, batch_size=128)
     size = (info.in_chans, info.image_size, info.image_size)
     config = ThroughputConfig(batch_size=speed["batch_size"], input_size=size, warmup=speed["warmup"],

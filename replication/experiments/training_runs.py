@@ -18,19 +18,10 @@ import pandas as pd
 import torch
 
 from .. import zoo
-from ..data import DataConfig
 from ..measure import count_macs, count_params
 from ..results import write_csv_atomic
 from ..stats import chance_top1, did_not_train, summarize_seeds
 from ..train import TrainConfig, train
-
-
-def data_config(data: dict[str, Any], dataset: str, seed: int = 0) -> DataConfig:
-    """The DataConfig of ``dataset`` under the workflow's ``data`` section."""
-    roots = data.get("roots", {}) or {}
-    return DataConfig(name=dataset, root=roots.get(dataset), image_size=data.get("image_size"),
-                      train_subset=data.get("train_subset"), test_subset=data.get("test_subset"),
-                      download=bool(data.get("download", False)), seed=seed)
 
 
 def train_run(run: dict[str, Any], *, dataset: str, data: dict[str, Any], training: dict[str, Any], profile: str,
@@ -41,15 +32,8 @@ def train_run(run: dict[str, Any], *, dataset: str, data: dict[str, Any], traini
     the data subsets."""
     if threads:
         torch.set_num_threads(threads)
-    seed = training.get("seed", 0) if seed is None else seed
-    overrides = {**training.get("overrides", {}), **run.get("overrides", {})}
-    config = TrainConfig(model=run["model"], data=data_config(data, dataset, seed),
-                         preset=run.get("preset", training.get("preset", "embedded")), overrides=overrides,
-                         output_dir=str(checkpoint_dir), seed=seed,
-                         sparsity=float(run.get("sparsity", 0.0)), model_kwargs=run.get("model_kwargs", {}),
-                         shortcut_batchnorms=bool(run.get("shortcut_batchnorms", False)),
-                         workers=training.get("workers", 0), profile=profile,
-                         **({"device": training["device"]} if training.get("device") else {}))
+    config = TrainConfig.from_mapping(run, training, data, dataset=dataset, output_dir=checkpoint_dir,
+                                      profile=profile, seed=seed)
     train(config)
     Path(metrics_csv).parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(Path(checkpoint_dir) / "metrics.csv", metrics_csv)

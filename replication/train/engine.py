@@ -16,6 +16,7 @@ import os
 import random
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,31 @@ class TrainConfig:
     @property
     def recipe(self) -> Preset:
         return get_preset(self.preset, **self.overrides)
+
+    @classmethod
+    def from_mapping(cls, run: Mapping[str, Any], training: Mapping[str, Any], data: Mapping[str, Any], *,
+                     dataset: str, output_dir: str | os.PathLike, profile: str, seed: int | None = None,
+                     finetune: bool = False, **fields: Any) -> TrainConfig:
+        """The config of a workflow run: its ``runs.<name>`` entry, the ``training`` and ``data`` sections.
+
+        ``seed`` defaults to ``training.seed``. With ``finetune``, the recipe is ``training.finetune_preset``
+        with ``finetune_overrides`` on top of the overrides; ``fields`` set any other field (``model``)."""
+        seed = int(training.get("seed", 0)) if seed is None else seed
+        values: dict[str, Any] = {"model": run["model"], "data": DataConfig.from_mapping(data, dataset, seed),
+                                  "output_dir": str(output_dir), "seed": seed, "profile": profile,
+                                  "workers": int(training.get("workers", 0))}
+        if finetune:  # the converted network trains with the fine-tuning recipe, and no sparsity term
+            values.update(preset=training.get("finetune_preset", "cifar_finetune"),
+                          overrides={**training.get("overrides", {}), **training.get("finetune_overrides", {})})
+        else:
+            values.update(preset=run.get("preset", training.get("preset", "embedded")),
+                          overrides={**training.get("overrides", {}), **run.get("overrides", {})},
+                          sparsity=float(run.get("sparsity", 0.0)),
+                          model_kwargs=dict(run.get("model_kwargs", {}) or {}),
+                          shortcut_batchnorms=bool(run.get("shortcut_batchnorms", False)))
+        if training.get("device"):
+            values["device"] = training["device"]
+        return cls(**{**values, **fields})
 
 
 def _distributed() -> tuple[int, int]:
