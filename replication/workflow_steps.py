@@ -81,7 +81,19 @@ def throughput(output: str, throughput: dict[str, Any], profile: str, threads: i
     rows = throughput_experiment.timing_rows(tuple(throughput["tables"]), tuple(throughput["datasets"]))
     note = (f"profile {profile}: batch {throughput['batch_size']}, {throughput['warmup']} warm-up, "
             f"{throughput['iters']} timed batches")
-    throughput_experiment.run(output, rows, base, profile=profile, note=note, onnx=throughput.get("onnx", False))
+    pairs = throughput_experiment.PairSettings(rounds=throughput.get("rounds", 8),
+                                               max_rounds=throughput.get("max_rounds", 32),
+                                               time_cap_s=throughput.get("pair_time_cap_s", 300.0))
+    throughput_experiment.run(output, rows, base, profile=profile, note=note, onnx=throughput.get("onnx", False),
+                              pairs=pairs)
+
+
+def cost_model(output: str) -> None:
+    """The cost model's predictions for every Table 1 / 2 row at the paper's batch of 128 (nothing is
+    timed: no ``timing`` resource)."""
+    from .experiments import cost_predictions
+
+    cost_predictions.run(output, batch_size=128)
 
 
 def mobilenet(v2_run: dict[str, Any], v2_checkpoint_dir: str, v1_run: dict[str, Any], v1_checkpoint_dir: str,
@@ -151,10 +163,10 @@ def counts(counts_csv: str, comparison_csv: str, table: str) -> None:
     counts_table.build(counts_csv, comparison_csv, table)
 
 
-def throughput_report(csv: str, table: str, roofline_png: str) -> None:
+def throughput_report(csv: str, table: str, roofline_png: str, predictions_csv: str | None = None) -> None:
     from .report import roofline, throughput_table
 
-    throughput_table.build(csv, table)
+    throughput_table.build(csv, table, predictions_csv)
     roofline.plot(csv, _stem(roofline_png, ".png"))
 
 
@@ -172,6 +184,7 @@ def speed_pairs(output: str, throughput: dict[str, Any], profile: str, threads: 
     # Pairs count rounds, not repeats: repeats=1 keeps the recorded context truthful.
     pairs_experiment.run(load_claims(), replace(_throughput_config(throughput), repeats=1),
                          rounds=throughput.get("rounds", 8), max_rounds=throughput.get("max_rounds", 32),
+                         time_cap_s=throughput.get("pair_time_cap_s", 300.0),
                          profile=profile, output=output)
 
 
@@ -219,7 +232,8 @@ def check_datasets(data: dict[str, Any], datasets: list[str]) -> None:
 
 
 STEPS: dict[str, Callable[..., None]] = {step.__name__: step for step in (
-    check_config, check_datasets, counts, exactness, throughput, throughput_report, speed_pairs, ablation,
+    check_config, check_datasets, counts, exactness, throughput, cost_model, throughput_report, speed_pairs,
+    ablation,
     summary, mobilenet, gather_seeds, pruning, finetune, accuracy_table, structure_table, mobilenet_table,
     pruning_figure, finetune_figure, depth_figure, ablation_figure, claims)}
 

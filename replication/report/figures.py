@@ -117,6 +117,11 @@ def pruning(csv: str | os.PathLike, stem: str | os.PathLike) -> list[Path]:
             ax.axhline(frame["top1_unpruned"].mean(), color="black", linestyle="--", linewidth=1,
                        label="trained ResNet 18, unpruned")
             ax.axhline(10.0, color="grey", linestyle=":", linewidth=1, label="chance")
+    if "speedup_vs_unpruned_unstable" in frame:  # a wide speed CI is never shown as a clean point
+        unstable = frame["speedup_vs_unpruned_unstable"].astype(str).str.lower().isin(["true", "1"])
+        if unstable.any():
+            left.text(0.02, 0.02, f"{int(unstable.sum())} of {len(frame)} speed ratios unstable (CI wider than +-5 %)",
+                      transform=left.transAxes, fontsize=7, color="firebrick")
     device = frame["device_name"].iloc[0] if "device_name" in frame else frame["device"].iloc[0]
     seeds = frame["seed"].nunique() if "seed" in frame else 1
     left.set(xlabel=f"speed relative to the unpruned ResNet 18 ({device}, batch {frame['batch_size'].iloc[0]})",

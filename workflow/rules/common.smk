@@ -40,6 +40,13 @@ def gpu(device):
     return {"gpu": 1} if str(device or "").startswith("cuda") else {}
 
 
+def timing(device):
+    """Resources of a timing rule: the one `timing` unit (profiles set `resources: [timing=1]`), so no two
+    timing jobs run at once on any executor, and the `gpu` of its device. (`threads: workflow.cores`
+    also keeps every other job off the machine while one runs locally.)"""
+    return {"timing": 1, **gpu(device)}
+
+
 def run_step(name, **arguments):
     """Run a check step in a subprocess (torch stays out of the scheduler); its message stops the run."""
     result = subprocess.run([sys.executable, "-m", "replication.workflow_steps", name, json.dumps(arguments)],

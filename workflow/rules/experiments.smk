@@ -34,7 +34,7 @@ rule pruning:
         f"{LOGS}/pruning/{{dataset}}/seed{{seed}}.log",
     threads: workflow.cores  # includes timing
     resources:
-        **gpu(EXP["pruning"]["speed"].get("device")),
+        **timing(EXP["pruning"]["speed"].get("device")),
     conda:
         "../../environment.yml"
     params:

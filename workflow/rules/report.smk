@@ -4,6 +4,7 @@
 rule throughput_report:
     input:
         rules.throughput.output,
+        predictions=rules.cost_model.output,
     output:
         table=report(f"{FIGURES}/tables/throughput.md", category="Tables"),
         roofline=report(f"{FIGURES}/roofline.png", category="Figures", caption="../report/roofline.rst"),
@@ -15,7 +16,8 @@ rule throughput_report:
     params:
         step=STEP,
         args=lambda wildcards, input, output: step_args(csv=input[0], table=output.table,
-                                                        roofline_png=output.roofline),
+                                                        roofline_png=output.roofline,
+                                                        predictions_csv=input.predictions[0]),
     shell:
         "{params.step} throughput_report {params.args} > {log} 2>&1"
 

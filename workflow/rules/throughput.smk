@@ -1,5 +1,7 @@
 # Timing: images/s of every table row, the paired speed ratios of the speed claims, and the Figure 7
-# ablation. A timing job takes every core (threads: workflow.cores), so nothing runs beside it.
+# ablation. A timing job takes every core (threads: workflow.cores), so nothing runs beside it, and the
+# exclusive `timing` resource, so no two timing jobs overlap on any executor. The cost model's
+# predictions (rule cost_model) time nothing and need neither.
 
 
 rule throughput:
@@ -11,7 +13,7 @@ rule throughput:
         f"{BENCH}/throughput.tsv"
     threads: workflow.cores
     resources:
-        **gpu(config["throughput"].get("device")),
+        **timing(config["throughput"].get("device")),
     conda:
         "../../environment.yml"
     params:
@@ -29,7 +31,7 @@ rule speed_pairs:
         f"{LOGS}/speed_pairs.log",
     threads: workflow.cores
     resources:
-        **gpu(config["throughput"].get("device")),
+        **timing(config["throughput"].get("device")),
     conda:
         "../../environment.yml"
     params:
@@ -47,7 +49,7 @@ rule ablation:
         f"{LOGS}/ablation.log",
     threads: workflow.cores
     resources:
-        **gpu(config["ablation"]["speed"].get("device")),
+        **timing(config["ablation"]["speed"].get("device")),
     conda:
         "../../environment.yml"
     params:
@@ -56,3 +58,17 @@ rule ablation:
                                                           profile=PROFILE, threads=threads),
     shell:
         "{params.step} ablation {params.args} > {log} 2>&1"
+
+
+rule cost_model:
+    output:
+        f"{RESULTS}/throughput/predicted.csv",
+    log:
+        f"{LOGS}/cost_model.log",
+    conda:
+        "../../environment.yml"
+    params:
+        step=STEP,
+        args=lambda wildcards, output: step_args(output=output[0]),
+    shell:
+        "{params.step} cost_model {params.args} > {log} 2>&1"
