@@ -73,6 +73,21 @@ def launcher():
     return configured
 
 
+def training_resources():
+    """What one training job asks a cluster for: per process (torchrun's --nproc_per_node, else 1) one
+    CPU plus one per data-loading worker (SLURM's cpus_per_task), and one GPU on a CUDA device."""
+    words = config["training"].get("launcher", "python").replace("=", " ").split()
+    processes = 1
+    for flag, value in zip(words, words[1:]):
+        if flag in ("--nproc_per_node", "--nproc-per-node") and value.isdigit():
+            processes = int(value)
+    cpus = processes * (1 + int(config["training"].get("workers") or 0))
+    resources = {"cpus_per_task": cpus} if cpus > 1 else {}
+    if str(config["training"].get("device") or "").startswith("cuda"):
+        resources["gpu"] = processes
+    return resources
+
+
 def checkpoint_dir(dataset, run, seed):
     return f"{RUNS}/{dataset}/{run}/seed{seed}"
 
@@ -244,7 +259,7 @@ rule train:
     threads: 1
     priority: 1  # training before the timing rules, which take every core
     resources:
-        **({"gpu": 1} if str(config["training"].get("device") or "").startswith("cuda") else {}),
+        **training_resources(),
     conda:
         "environment.yml"
     params:
