@@ -124,6 +124,8 @@ def test_training_job_cancelled_by_slurm_resumes_from_its_last_epoch(slurm, tmp_
     """scancel a training job (torchrun, 2 gloo processes) of the workflow mid-epoch; the workflow
     reports it failed, and the rerun resumes after the last finished epoch: every epoch once, the
     epochs finished before the kill kept as they were."""
+    from replication.train.checkpoint import load_training_checkpoint
+
     work = tmp_path / "work"
     shutil.copytree(ROOT, work, ignore=shutil.ignore_patterns(".venv", "results", "runs", "figures", "logs",
                                                                ".snakemake", "benchmarks", ".git"))
@@ -138,31 +140,30 @@ def test_training_job_cancelled_by_slurm_resumes_from_its_last_epoch(slurm, tmp_
                "--slurm-init-seconds-before-status-checks", "2",
                "--configfile", "config/config.yaml", str(config), "--", target]
     env = {**slurm, "RMNET_SLURM_CPUS": "2"}
-    progress = work / "runs/slurm_resume/fashion_mnist/resnet18/seed0/metrics.csv"
+    run_dir = work / "runs/slurm_resume/fashion_mnist/resnet18/seed0"
 
     first_log = tmp_path / "first.log"
     with first_log.open("w") as sink:
         first = subprocess.Popen(command, cwd=work, stdout=sink, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 600
-        while time.monotonic() < deadline and first.poll() is None:
-            if progress.exists() and len(pd.read_csv(progress)) >= 1:
-                break
+        while not (run_dir / "checkpoint.pt").exists() and time.monotonic() < deadline and first.poll() is None:
             time.sleep(0.2)
         jobs = _slurm_jobs(first_log.read_text())
-        assert jobs and progress.exists(), f"no finished epoch to resume from:\n{first_log.read_text()[-3000:]}"
+        assert jobs and (run_dir / "checkpoint.pt").exists(), f"no epoch finished:\n{first_log.read_text()[-3000:]}"
         subprocess.run(["scancel", jobs[0]], env=slurm, check=True)
-        kept = pd.read_csv(progress)
         first.wait(timeout=600)
     output = first_log.read_text()
     assert first.returncode != 0, output[-3000:]
     assert re.search(rf"SLURM-job '{jobs[0]}' failed, SLURM status is: 'CANCELLED'", output), output[-3000:]
-    finished = len(kept)
-    assert 1 <= finished < 3, f"the job was not cancelled mid-run ({finished} of 3 epochs finished)"
-    assert not (work / target).exists()
     deadline = time.monotonic() + 60  # SLURM's KillWait: SIGTERM, then SIGKILL 10 s later
     while _processes_with("runs/slurm_resume/") and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not _processes_with("runs/slurm_resume/"), "training processes outlived scancel"
+    finished = load_training_checkpoint(run_dir / "checkpoint.pt", "resnet18_cifar")["epoch"] + 1
+    assert 1 <= finished < 3, f"the job was not cancelled mid-run ({finished} of 3 epochs finished)"
+    kept = pd.read_csv(run_dir / "metrics.csv").iloc[:finished]
+    assert list(kept["epoch"]) == list(range(1, finished + 1))
+    assert not (work / target).exists()
 
     rerun = subprocess.run(command, cwd=work, capture_output=True, text=True, env=env, timeout=900)
     assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-3000:]
