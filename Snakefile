@@ -42,7 +42,14 @@ BENCH = f"benchmarks/{PROFILE}"
 DATASETS = config["datasets"]
 EXP = config["experiments"]
 SEEDS = config["training"].get("seeds") or [config["training"].get("seed", 0)]
-GPU = {"gpu": 1} if str(config["throughput"].get("device", "cpu")).startswith("cuda") else {}
+
+
+def gpu_for(device):
+    """A GPU for a job whose work runs on ``device`` (a cluster job gets no GPU it did not ask for)."""
+    return {"gpu": 1} if str(device or "cpu").startswith("cuda") else {}
+
+
+GPU = gpu_for(config["throughput"].get("device"))
 
 wildcard_constraints:
     dataset="[a-z0-9_]+",
@@ -83,7 +90,7 @@ def training_resources():
             processes = int(value)
     cpus = processes * (1 + int(config["training"].get("workers") or 0))
     resources = {"cpus_per_task": cpus} if cpus > 1 else {}
-    if str(config["training"].get("device") or "").startswith("cuda"):
+    if gpu_for(config["training"].get("device")):
         resources["gpu"] = processes
     return resources
 
@@ -381,7 +388,7 @@ rule pruning:
         f"{LOGS}/pruning/{{dataset}}/seed{{seed}}.log",
     threads: workflow.cores  # includes timing
     resources:
-        **GPU,
+        **gpu_for(EXP["pruning"]["speed"].get("device")),
     params:
         trained=lambda wildcards: checkpoint_dir(wildcards.dataset, EXP["pruning"]["run"], wildcards.seed),
     run:
@@ -410,6 +417,8 @@ rule finetune:
     log:
         f"{LOGS}/finetune/{{dataset}}_{{mode}}/seed{{seed}}.log",
     threads: 1
+    resources:
+        **gpu_for(config["training"].get("device")),
     params:
         base=lambda wildcards: checkpoint_dir(wildcards.dataset, EXP["finetune"]["base"], wildcards.seed),
         own=lambda wildcards: checkpoint_dir(wildcards.dataset, f"finetune_{wildcards.mode}", wildcards.seed),
@@ -452,7 +461,7 @@ rule ablation:
         f"{LOGS}/ablation.log",
     threads: workflow.cores  # timing runs alone
     resources:
-        **GPU,
+        **gpu_for(config["ablation"]["speed"].get("device")),
     run:
         steps.ablation(output[0], config, PROFILE, threads)
 
