@@ -148,6 +148,9 @@ up() {
     say "note: $ETC_LINK belongs to another SLURM; use SLURM_CONF=$CONF for this cluster"
   fi
   down_quiet  # leftovers of an earlier, interrupted run
+  local others
+  others=$(for name in slurmctld slurmd slurmstepd; do pgrep -x "$name" || true; done | tr '\n' ' ')
+  [ -z "$others" ] || die "another SLURM runs on this machine (pids $others): use it, or stop it first"
   rm -rf "$STATE"
   mkdir -p "$STATE"/{munge,run,log,ctld,spool}
   chmod 755 "$STATE" "$STATE/run"  # munged wants its socket's directories searchable by all
@@ -214,11 +217,11 @@ down_quiet() {
 
 down() {
   down_quiet
-  local left
-  left=$(pgrep -x slurmstepd || true)
-  if [ -n "$left" ]; then
-    say "job steps still running after slurmd stopped: $(echo $left); killing them"
-    kill -KILL $left 2>/dev/null || true
+  local left=()
+  mapfile -t left < <(pgrep -x slurmstepd || true)
+  if [ ${#left[@]} -gt 0 ]; then  # steps of this cluster's jobs: `up` refuses to start beside another slurmd
+    say "job steps still running after slurmd stopped: ${left[*]}; killing them"
+    kill -KILL "${left[@]}" 2>/dev/null || true
   fi
   say "down (state and daemon logs kept in $STATE/log until the next 'up')"
 }
