@@ -4,13 +4,14 @@
 #
 #   bash scripts/slurm-local.sh up       # install slurm-wlm + munge if missing, configure, start, wait for idle
 #   bash scripts/slurm-local.sh status   # daemons, node and queue
-#   bash scripts/slurm-local.sh down     # cancel every job, stop every daemon `up` started, remove the config
+#   bash scripts/slurm-local.sh down     # cancel every job, stop every daemon `up` started, unlink /etc/slurm/slurm.conf
 #   bash scripts/slurm-local.sh env      # the SLURM_CONF export for another shell (eval "$(... env)")
 #
 # Everything lives under $SLURM_LOCAL_DIR (default /tmp/rmnet-slurm): slurm.conf, a private munge key
 # and socket, state, spool, pid files and daemon logs (log/). Nothing under /etc is changed, except a
 # symlink /etc/slurm/slurm.conf -> $SLURM_LOCAL_DIR/slurm.conf made only when no slurm.conf exists
-# there (so that plain `sbatch` works), and removed by `down`.
+# there (so that plain `sbatch` works), and removed by `down`; and, while apt-get installs the packages,
+# a /usr/sbin/policy-rc.d (where none exists) that keeps their postinst from starting system daemons.
 #
 # Job states: no accounting (no slurmdbd / MariaDB). snakemake-executor-plugin-slurm is run with
 # `--slurm-status-command squeue` (set in profiles/slurm), which reads finished jobs from slurmctld as
