@@ -4,7 +4,7 @@ regenerated from those CSVs alone into figures/<profile>/.
     snakemake --cores 8                                   # embedded default (CPU, minutes)
     snakemake --cores 2 --configfile config/evidence.yaml # the evidence profile (CPU, about 75 min)
     snakemake --cores 8 --configfile config/paper.yaml    # the paper's settings (GPUs, days)
-    snakemake --profile profiles/slurm --configfile config/paper.yaml   # on a SLURM cluster
+    snakemake --workflow-profile profiles/slurm --configfile config/paper.yaml   # on SLURM (README)
     snakemake --report report.html                        # self-contained HTML report
 
 The stages live in workflow/rules/ (counts, throughput, training, experiments, report, claims); every

@@ -273,12 +273,16 @@ def train(config: TrainConfig, model: nn.Module | None = None) -> dict[str, Any]
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         seconds = time.perf_counter() - started
+        if world > 1:  # the epoch's training loss / accuracy over every process's shard, as one process sees them
+            totals = torch.tensor([loss_sum, correct, seen], dtype=torch.float64, device=device)
+            dist.all_reduce(totals)
+            loss_sum, correct, seen = totals[0].item(), int(totals[1].item()), int(totals[2].item())
         if is_main:
             metrics = evaluate(model, test_loader, device, channels_last=channels_last, amp=config.amp)
             last = {**context, "epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / max(seen, 1),
                     "train_top1": 100.0 * correct / max(seen, 1), "test_loss": metrics["loss"],
                     "top1": metrics["top1"], "top5": metrics["top5"], "seconds": seconds,
-                    "train_images_per_sec": seen * world / seconds}
+                    "train_images_per_sec": seen / seconds}
             append_rows_atomic([last], metrics_path)
             print(f"{config.model} epoch {epoch + 1}/{recipe.epochs}: train loss {last['train_loss']:.4f}, "
                   f"test top-1 {last['top1']:.2f} %, {seconds:.1f} s", flush=True)

@@ -47,6 +47,21 @@ def timing(device):
     return {"timing": 1, **gpu(device)}
 
 
+def training_resources():
+    """What one training job asks a cluster for: per process (torchrun's --nproc_per_node, else 1) one
+    CPU plus one per data-loading worker (SLURM's cpus_per_task), and one GPU on a CUDA device."""
+    words = config["training"].get("launcher", "python").replace("=", " ").split()
+    processes = 1
+    for flag, value in zip(words, words[1:]):
+        if flag in ("--nproc_per_node", "--nproc-per-node") and value.isdigit():
+            processes = int(value)
+    cpus = processes * (1 + int(config["training"].get("workers") or 0))
+    resources = {"cpus_per_task": cpus} if cpus > 1 else {}
+    if gpu(config["training"].get("device")):
+        resources["gpu"] = processes
+    return resources
+
+
 def run_step(name, **arguments):
     """Run a check step in a subprocess (torch stays out of the scheduler); its message stops the run."""
     result = subprocess.run([sys.executable, "-m", "replication.workflow_steps", name, json.dumps(arguments)],

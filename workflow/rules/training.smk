@@ -14,7 +14,7 @@ rule train:
     threads: 1
     priority: 1  # training before the timing rules, which take every core
     resources:
-        **gpu(config["training"].get("device")),
+        **training_resources(),
     conda:
         "../../environment.yml"
     params:
