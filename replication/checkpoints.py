@@ -11,21 +11,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from .results import check_target
+from .results import write_atomic
 
 
 def save_atomic(payload: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file beside ``path``, then rename: a kill never leaves half a file."""
-    path = Path(path)
-    check_target(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    """``torch.save`` through the suite's atomic writer: a kill never leaves half a checkpoint."""
+    return write_atomic(path, lambda tmp: torch.save(payload, tmp))
 
 
 class CheckpointError(ValueError):

@@ -164,7 +164,6 @@ def run_counts(args: argparse.Namespace) -> int:
     from .experiments import model_counts
     from .experiments.paper_rows import PAPER_ROWS
     from .report import counts_table
-
     from .results import check_writable
 
     check_writable(args.output_dir, folder=True)
@@ -188,15 +187,32 @@ def run_throughput(args: argparse.Namespace) -> int:
     config = ThroughputConfig(batch_size=args.batch_size, warmup=args.warmup, iters=args.iters, repeats=args.repeats,
                               device=args.device, dtype=args.dtype, channels_last=args.channels_last,
                               compile=args.compile, threads=args.threads)
+    if args.predictions is not None and not args.predictions.is_file():
+        print(f"error: --predictions {args.predictions}: no such file (write it with the cost-model command)",
+              file=sys.stderr)
+        return 2
+    pairs = None if args.no_pairs else throughput.PairSettings(
+        rounds=args.rounds, max_rounds=max(args.rounds, args.max_rounds), time_cap_s=args.pair_time_cap)
     rows = throughput.timing_rows(tuple(args.table), tuple(args.dataset) if args.dataset else None)
     if args.model:
         rows = [row for row in rows if row.paper.model in args.model or row.paper.backbone in args.model]
     if not rows:
         print("error: no paper rows match the --table / --dataset / --model filters", file=sys.stderr)
         return 2
-    path = throughput.run(args.output, rows, config, profile=args.profile, note=args.note, onnx=args.onnx)
-    table = throughput_table.build(path, path.with_suffix(".md"))
+    path = throughput.run(args.output, rows, config, profile=args.profile, note=args.note, onnx=args.onnx,
+                          pairs=pairs)
+    table = throughput_table.build(path, path.with_suffix(".md"), args.predictions)
     print(f"{len(table)} models timed; {path} and {path.with_suffix('.md')}")
+    return 0
+
+
+def run_cost_model(args: argparse.Namespace) -> int:
+    from .experiments import cost_predictions
+    from .report import cost_model_table
+
+    cost_predictions.run(args.output, batch_size=args.batch_size)
+    cost_model_table.build(args.output, args.output.with_suffix(".md"))
+    print(f"predictions for every Table 1 / 2 row: {args.output} and {args.output.with_suffix('.md')}")
     return 0
 
 
@@ -278,7 +294,23 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--onnx", action="store_true", help="also export deploy forms to ONNX and time ONNX Runtime")
     speed.add_argument("--profile", default="adhoc", help="label stored in every row (e.g. embedded, paper)")
     speed.add_argument("--note", default="", help="free text stored in every row (e.g. 'CPU, reduced batch')")
+    speed.add_argument("--rounds", type=int, default=8, help="paired ratios: A/B rounds before the CI check")
+    speed.add_argument("--max-rounds", type=int, default=32, help="paired ratios: most rounds when the CI stays wide")
+    speed.add_argument("--pair-time-cap", type=float, default=300.0,
+                       help="paired ratios: stop adding rounds after about this many seconds per pair")
+    speed.add_argument("--no-pairs", action="store_true", help="absolute images/s only; ratios print as unpaired")
+    speed.add_argument("--predictions", type=Path,
+                       help="the cost model's CSV (cost-model command), added to the table as predicted GPU numbers")
     speed.set_defaults(func=run_throughput)
+
+    cost = commands.add_parser(
+        "cost-model", help="predict V100 / A100 / H100 throughput of every Table 1/2 row (roofline cost model)",
+        description="Traces every model (training and deploy form) on the meta device, counts FLOPs and bytes "
+                    "per op and predicts images/s from devices.yaml's data-sheet peaks and bandwidths. "
+                    "Nothing is timed; writes --output and a Markdown comparison with the paper beside it.")
+    cost.add_argument("--output", type=Path, default=Path("results/throughput/predicted.csv"))
+    cost.add_argument("--batch-size", type=int, default=128, help="batch to predict (default: the paper's %(default)s)")
+    cost.set_defaults(func=run_cost_model)
 
     fit = commands.add_parser("train", help="train a registered model (resumable; works under torchrun)",
                               description="Train with a named preset; rerunning with the same --output-dir resumes.")
@@ -286,7 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--dataset", default="fashion_mnist", choices=("cifar10", "cifar100", "imagenet", "fashion_mnist"))
     fit.add_argument("--data-root", help="dataset folder (default: the dataset's usual place)")
     fit.add_argument("--download", action="store_true", help="download CIFAR if missing (needs network)")
-    fit.add_argument("--model-kwargs", type=json_object, default={}, help='JSON constructor kwargs, e.g. \'{"channels": [16, 32, 64, 128]}\'')
+    fit.add_argument("--model-kwargs", type=json_object, default={},
+                     help='JSON constructor kwargs, e.g. \'{"channels": [16, 32, 64, 128]}\'')
     fit.add_argument("--preset", default="embedded")
     fit.add_argument("--epochs", type=positive_int)
     fit.add_argument("--batch-size", type=positive_int, help="global batch (split over torchrun processes)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -51,16 +52,18 @@ def check_writable(path: str | os.PathLike, *, folder: bool = False) -> Path:
     return path
 
 
-def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write ``frame`` to ``path`` through a temporary file in the same folder and an atomic rename."""
+def write_atomic(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
+    """The suite's one atomic writer: ``write(tmp)`` fills a fresh temporary file beside ``path``, which
+    then replaces ``path`` in one rename. A kill leaves the old file or the new one, never half of
+    one; a target that exists and is not a regular file is refused (:func:`check_target`)."""
     path = Path(path)
     check_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
-                                     delete=False, newline="") as handle:
-        tmp = Path(handle.name)
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    tmp = Path(name)
     try:
-        frame.to_csv(tmp, index=False)
+        write(tmp)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; results are meant to be shared
         os.replace(tmp, path)
     finally:
@@ -68,15 +71,22 @@ def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     return path
 
 
+def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike, *, provenance: bool = True) -> Path:
+    """Write ``frame`` to ``path`` atomically (:func:`write_atomic`).
+
+    With ``provenance`` (the default for results), columns the frame lacks among the suite's commit
+    and the torch / torchvision / timm / onnxruntime versions are added to every row; columns it
+    has keep their values (a gathered CSV keeps the provenance of the runs it gathers)."""
+    if provenance:
+        from .provenance import provenance as current
+
+        frame = frame.assign(**{key: value for key, value in current().items() if key not in frame.columns})
+    return write_atomic(path, lambda tmp: frame.to_csv(tmp, index=False))
+
+
 def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and an atomic rename."""
-    path = Path(path)
-    check_target(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
+    """Write ``text`` to ``path`` atomically (:func:`write_atomic`)."""
+    return write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
 def append_rows_atomic(rows: list[dict[str, object]], path: str | os.PathLike) -> Path:
@@ -85,8 +95,11 @@ def append_rows_atomic(rows: list[dict[str, object]], path: str | os.PathLike) -
     A crash leaves either the old file or the new one, never a half-written row. New columns are
     added; rows that lack a column get an empty value.
     """
+    from .provenance import provenance as current
+
     path = Path(path)
     new = pd.DataFrame.from_records(rows)
+    new = new.assign(**{key: value for key, value in current().items() if key not in new.columns})
     if path.exists() and path.stat().st_size > 0:
         new = pd.concat([pd.read_csv(path), new], ignore_index=True)
     return write_csv_atomic(new, path)

@@ -1,14 +1,22 @@
-"""What each Snakefile rule does, one function per rule, so the rules stay thin.
+"""What each workflow rule runs: one function per step, called from a thin ``shell:`` rule as
 
-Every function takes the rule's files and the workflow config; all real work is in
-``replication.experiments`` (results CSVs) and ``replication.report`` (tables and figures).
+    python -m replication.workflow_steps <step> '<JSON object of keyword arguments>' > <log> 2>&1
+
+so every job runs in its own process (torch never loads in the Snakemake scheduler) and its output
+and traceback land in the rule's log. Each step receives only the config sections it reads: a change
+elsewhere in the config does not rerun it. All real work is in ``replication.experiments`` (results
+CSVs) and ``replication.report`` (tables and figures).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import sys
+import time
 from dataclasses import replace
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 import torch
@@ -43,8 +51,9 @@ def check_config(config: dict[str, Any]) -> None:
              for value in experiments.get(key, [])}
     named.update({"experiments.mobilenet.v2": experiments["mobilenet"]["v2"],
                   "experiments.mobilenet.v1": experiments["mobilenet"]["v1"],
-                  "experiments.pruning.run": experiments["pruning"]["run"],
-                  "experiments.finetune.base": experiments["finetune"]["base"]})
+                  "experiments.pruning.run": experiments["pruning"]["run"]})
+    named.update({f"experiments.finetune.bases[{index}]": run
+                  for index, run in enumerate(experiments["finetune"]["bases"])})
     problems += [f"{key}: run {run!r} is not defined under runs" for key, run in named.items()
                  if run not in config["runs"]]
     if problems:
@@ -66,20 +75,31 @@ def _throughput_config(speed: dict[str, Any]) -> ThroughputConfig:
                             dtype=speed.get("dtype", "float32"), channels_last=speed.get("channels_last", False))
 
 
-def throughput(output: str, config: dict[str, Any], profile: str, threads: int) -> None:
+def throughput(output: str, throughput: dict[str, Any], profile: str, threads: int) -> None:
     _threads(threads)
-    speed = config["throughput"]
-    base = _throughput_config(speed)
-    rows = throughput_experiment.timing_rows(tuple(speed["tables"]), tuple(speed["datasets"]))
-    note = f"profile {profile}: batch {speed['batch_size']}, {speed['warmup']} warm-up, {speed['iters']} timed batches"
-    throughput_experiment.run(output, rows, base, profile=profile, note=note, onnx=speed.get("onnx", False))
+    base = _throughput_config(throughput)
+    rows = throughput_experiment.timing_rows(tuple(throughput["tables"]), tuple(throughput["datasets"]))
+    note = (f"profile {profile}: batch {throughput['batch_size']}, {throughput['warmup']} warm-up, "
+            f"{throughput['iters']} timed batches")
+    pairs = throughput_experiment.PairSettings(rounds=throughput.get("rounds", 8),
+                                               max_rounds=throughput.get("max_rounds", 32),
+                                               time_cap_s=throughput.get("pair_time_cap_s", 300.0))
+    throughput_experiment.run(output, rows, base, profile=profile, note=note, onnx=throughput.get("onnx", False),
+                              pairs=pairs)
 
 
-def mobilenet(v2_checkpoint_dir: str, v1_checkpoint_dir: str, output: str, dataset: str, config: dict[str, Any],
-              profile: str, seed: int) -> None:
-    runs, spec = config["runs"], config["experiments"]["mobilenet"]
-    mobilenet_experiment.run(runs[spec["v2"]], v2_checkpoint_dir, runs[spec["v1"]], v1_checkpoint_dir, dataset=dataset, data=config["data"], profile=profile,
-                             output=output, seed=seed)
+def cost_model(output: str) -> None:
+    """The cost model's predictions for every Table 1 / 2 row at the paper's batch of 128 (nothing is
+    timed: no ``timing`` resource)."""
+    from .experiments import cost_predictions
+
+    cost_predictions.run(output, batch_size=128)
+
+
+def mobilenet(v2_run: dict[str, Any], v2_checkpoint_dir: str, v1_run: dict[str, Any], v1_checkpoint_dir: str,
+              output: str, dataset: str, data: dict[str, Any], profile: str, seed: int) -> None:
+    mobilenet_experiment.run(v2_run, v2_checkpoint_dir, v1_run, v1_checkpoint_dir, dataset=dataset, data=data,
+                             profile=profile, output=output, seed=seed)
 
 
 def gather_seeds(per_seed: list[str], output: str) -> None:
@@ -87,31 +107,32 @@ def gather_seeds(per_seed: list[str], output: str) -> None:
     write_csv_atomic(pd.concat([pd.read_csv(path) for path in per_seed], ignore_index=True), output)
 
 
-def pruning(checkpoint_dir: str, output: str, dataset: str, config: dict[str, Any], profile: str, threads: int,
-            seed: int) -> None:
+def pruning(run: dict[str, Any], checkpoint_dir: str, output: str, dataset: str, data: dict[str, Any],
+            pruning: dict[str, Any], profile: str, threads: int, seed: int) -> None:
     _threads(threads)
-    spec = config["experiments"]["pruning"]
-    pruning_experiment.run(config["runs"][spec["run"]], checkpoint_dir, thresholds=spec["thresholds"],
-                           dataset=dataset, data=config["data"], speed=spec["speed"], profile=profile, output=output,
-                           seed=seed)
+    pruning_experiment.run(run, checkpoint_dir, thresholds=pruning["thresholds"], dataset=dataset, data=data,
+                           speed=pruning["speed"], profile=profile, output=output, seed=seed)
 
 
-def finetune(base_checkpoint_dir: str, metrics: str, checkpoint_dir: str, mode: str, dataset: str,
-             config: dict[str, Any], profile: str, seed: int) -> None:
-    spec = config["experiments"]["finetune"]
-    finetune_experiment.run(config["runs"][spec["base"]], base_checkpoint_dir, mode=mode, dataset=dataset,
-                            data=config["data"], training=config["training"], profile=profile,
-                            calibration_batches=spec.get("calibration_batches", 8),
+def finetune(run: dict[str, Any], base_checkpoint_dir: str, metrics: str, checkpoint_dir: str, mode: str,
+             dataset: str, data: dict[str, Any], training: dict[str, Any], calibration_batches: int, profile: str,
+             seed: int) -> None:
+    finetune_experiment.run(run, base_checkpoint_dir, mode=mode, dataset=dataset, data=data, training=training,
+                            profile=profile, calibration_batches=calibration_batches,
                             checkpoint_dir=checkpoint_dir, metrics_csv=metrics, seed=seed)
 
 
-def finetune_figure(base_metrics: list[str], mode_metrics: list[str], png: str) -> None:
-    """Figure 9 from the base runs' and the fine-tuning runs' metrics (``.../<mode>/seed<k>/metrics.csv``)."""
+def finetune_figure(base_metrics: dict[str, list[str]], mode_metrics: list[str], png: str) -> None:
+    """Figure 9, one panel per base run: the base runs' metrics by panel title, and the fine-tuning runs'
+    metrics (``.../<base>/<mode>/seed<k>/metrics.csv``)."""
     labels = {"bn": "fine-tune with BN", "fused": "fine-tune w/o BN (fused)"}
-    curves: dict[str, list[str]] = {}
+    titles = {os.path.basename(os.path.dirname(os.path.dirname(paths[0]))): title
+              for title, paths in base_metrics.items()}  # run name -> panel title
+    curves: dict[str, dict[str, list[str]]] = {title: {} for title in base_metrics}
     for path in mode_metrics:
-        mode = os.path.basename(os.path.dirname(os.path.dirname(path)))
-        curves.setdefault(labels[mode], []).append(path)
+        mode_dir = os.path.dirname(os.path.dirname(path))
+        base, mode = os.path.basename(os.path.dirname(mode_dir)), os.path.basename(mode_dir)
+        curves[titles[base]].setdefault(labels[mode], []).append(path)
     figures.finetune(curves, base_metrics, _stem(png, ".png"))
 
 
@@ -120,11 +141,18 @@ def depth_figure(summaries: list[str], csv: str, png: str) -> None:
     figures.depth_study(csv, _stem(png, ".png"))
 
 
-def ablation(output: str, config: dict[str, Any], profile: str, threads: int) -> None:
+def ablation(output: str, ablation: dict[str, Any], profile: str, threads: int) -> None:
     _threads(threads)
-    spec = config["ablation"]
-    ablation_experiment.run(spec["base"], spec["sweeps"], spec["speed"], input_size=spec["input_size"],
-                            profile=profile, output=output)
+    ablation_experiment.run(ablation["base"], ablation["sweeps"], ablation["speed"],
+                            input_size=ablation["input_size"], profile=profile, output=output)
+
+
+def ablation_figure(csv: str, png: str) -> None:
+    figures.ablation(csv, _stem(png, ".png"))
+
+
+def pruning_figure(csv: str, png: str) -> None:
+    figures.pruning(csv, _stem(png, ".png"))
 
 
 def counts(counts_csv: str, comparison_csv: str, table: str) -> None:
@@ -135,10 +163,10 @@ def counts(counts_csv: str, comparison_csv: str, table: str) -> None:
     counts_table.build(counts_csv, comparison_csv, table)
 
 
-def throughput_report(csv: str, table: str, roofline_png: str) -> None:
+def throughput_report(csv: str, table: str, roofline_png: str, predictions_csv: str | None = None) -> None:
     from .report import roofline, throughput_table
 
-    throughput_table.build(csv, table)
+    throughput_table.build(csv, table, predictions_csv)
     roofline.plot(csv, _stem(roofline_png, ".png"))
 
 
@@ -148,15 +176,41 @@ def exactness(output: str, profile: str) -> None:
     exactness_experiment.run(output, profile)
 
 
-def speed_pairs(output: str, config: dict[str, Any], profile: str, threads: int) -> None:
+def speed_pairs(output: str, throughput: dict[str, Any], profile: str, threads: int) -> None:
     from .claims import load_claims
     from .experiments import speed_pairs as pairs_experiment
 
     _threads(threads)
-    speed = config["throughput"]
     # Pairs count rounds, not repeats: repeats=1 keeps the recorded context truthful.
-    pairs_experiment.run(load_claims(), replace(_throughput_config(speed), repeats=1), rounds=speed.get("rounds", 8), max_rounds=speed.get("max_rounds", 32),
+    pairs_experiment.run(load_claims(), replace(_throughput_config(throughput), repeats=1),
+                         rounds=throughput.get("rounds", 8), max_rounds=throughput.get("max_rounds", 32),
+                         time_cap_s=throughput.get("pair_time_cap_s", 300.0),
                          profile=profile, output=output)
+
+
+def summary(metrics: list[str], runs: dict[str, Any], summary: str, seeds: str) -> None:
+    """An accuracy experiment's summary (mean, std, 95 % CI per run) and its per-seed rows."""
+    from .experiments.training_runs import summarize
+
+    summarize(metrics, runs, summary, seeds)
+
+
+def accuracy_table(summary: str, paper_table: str, table: str, title: str) -> None:
+    from .report.tables import accuracy_table as build
+
+    build(summary, paper_table, _stem(table, ".md"), title)
+
+
+def structure_table(table: str) -> None:
+    from .report.tables import structure_table as build
+
+    build(_stem(table, ".md"))
+
+
+def mobilenet_table(csv: str, pairs: str, table: str) -> None:
+    from .report.tables import mobilenet_table as build
+
+    build([csv], _stem(table, ".md"), pairs)
 
 
 def claims(results_dir: str, config: dict[str, Any], csv: str, table: str) -> None:
@@ -168,3 +222,48 @@ def claims(results_dir: str, config: dict[str, Any], csv: str, table: str) -> No
     write_csv_atomic(frame, csv)
     claims_table.build(csv, table)
 
+
+def check_datasets(data: dict[str, Any], datasets: list[str]) -> None:
+    """Every dataset the run needs is on disk (the data layer's own message names what is missing)."""
+    from .data.datasets import DataConfig, build_datasets
+
+    for name in datasets:
+        build_datasets(DataConfig.from_mapping(data, name))
+
+
+STEPS: dict[str, Callable[..., None]] = {step.__name__: step for step in (
+    check_config, check_datasets, counts, exactness, throughput, cost_model, throughput_report, speed_pairs,
+    ablation,
+    summary, mobilenet, gather_seeds, pruning, finetune, accuracy_table, structure_table, mobilenet_table,
+    pruning_figure, finetune_figure, depth_figure, ablation_figure, claims)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m replication.workflow_steps",
+                                     description="Run one step of the Snakemake workflow.")
+    parser.add_argument("step", choices=sorted(STEPS))
+    parser.add_argument("arguments", help="the step's keyword arguments, as one JSON object")
+    args = parser.parse_args(argv)
+    step = STEPS[args.step]
+    try:
+        kwargs = json.loads(args.arguments)
+    except json.JSONDecodeError as error:
+        parser.error(f"arguments are not a JSON object: {error}")
+    started = time.perf_counter()
+    print(f"[workflow step {args.step}] {json.dumps(kwargs, sort_keys=True)[:2000]}", file=sys.stderr, flush=True)
+    if args.step in {"check_config", "check_datasets"}:
+        from .data.datasets import DatasetNotFoundError
+
+        try:
+            step(**kwargs)
+        except (ValueError, DatasetNotFoundError) as error:
+            print(str(error), file=sys.stderr)
+            return 2
+    else:
+        step(**kwargs)  # a failure's traceback goes to stderr, which the rule sends to its log
+    print(f"[workflow step {args.step}] done in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Install the suite into ./.venv (or $RMNET_VENV) with the given pip extras, plus the system data it uses.
-#   bash scripts/install.sh            # runtime + tests
-#   bash scripts/install.sh all        # every extra (workflow, notebooks, ONNX, analysis)
+# Install the suite into ./.venv (or $RMNET_VENV) from the lock file, plus the system data it uses.
+#   bash scripts/install.sh            # the locked environment (requirements/lock.txt, hashes checked)
+#   bash scripts/install.sh all        # the same; the argument names extras for the editable install
+# The lock holds every extra at the versions the tests passed with; refresh it with scripts/lock.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-test}"
@@ -19,7 +20,8 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null
-# torch and torchvision are pinned to a matching pair (a CUDA build that also runs on the CPU).
-"$venv/bin/python" -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
-"$venv/bin/python" -m pip install -q -e ".[${extras}]"
-echo "installed into $venv with extras [${extras}]"
+# Every dependency at its tested version, hash-checked (torch and torchvision as a matching pair: a CUDA
+# build that also runs on the CPU); then the suite itself, whose dependencies the lock already holds.
+"$venv/bin/python" -m pip install -q --require-hashes -r requirements/lock.txt
+"$venv/bin/python" -m pip install -q --no-deps -e ".[${extras}]"
+echo "installed into $venv from requirements/lock.txt"

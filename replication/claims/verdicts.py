@@ -333,33 +333,36 @@ def _ablation_trend(claim: Claim, evidence: Evidence) -> list[Verdict]:
 
 
 def _finetune(claim: Claim, evidence: Evidence) -> list[Verdict]:
+    """One verdict per dataset and base network (``finetune/<dataset>/<base>/<mode>/seed<k>/metrics.csv``)."""
     a, b = claim.measure["a"], claim.measure["b"]
     verdicts = []
     for dataset in evidence.datasets:
-        root = evidence.path(f"finetune/{dataset}")
-        finals: dict[str, dict[int, float]] = {}
-        start: dict[int, float] = {}
-        for path in sorted(root.glob("*/seed*/metrics.csv")):
-            metrics = pd.read_csv(path)
-            mode, seed = path.parent.parent.name, int(path.parent.name.removeprefix("seed"))
-            finals.setdefault(mode, {})[seed] = float(metrics["top1"].iloc[-1])
-            if mode == a and (metrics["epoch"] == 0).any():
-                start[seed] = float(metrics.loc[metrics["epoch"] == 0, "top1"].iloc[0])
-        other = start if b == "start" else finals.get(b, {})
-        seeds = sorted(set(finals.get(a, {})) & set(other))
-        if not seeds:
-            verdicts.append(Verdict(NOT_RUN, dataset=dataset, note="no fine-tuning results"))
-            continue
-        diff: SeedSummary = summarize_seeds([finals[a][s] - other[s] for s in seeds])
-        sample = pd.read_csv(next(root.glob(f"{a}/seed*/metrics.csv")))
-        verdicts.append(Verdict(decide(diff.ci_low, diff.ci_high, n=diff.n), diff.mean, diff.ci_low, diff.ci_high,
-                                diff.n, dataset,
-                                f"{dataset} {int(sample['image_size'].iloc[0])}px, {int(sample['train_samples'].iloc[0])} "
-                                f"train images, {evidence.width(evidence.config['experiments']['finetune']['base'])}, "
-                                f"{int(sample['epoch'].max())} fine-tuning epochs, {sample['device'].iloc[0]}, "
-                                f"{diff.n} seeds", f"finetune/{dataset}/",
-                                f"paired by seed (same base model); {a} final minus "
-                                f"{'epoch 0' if b == 'start' else b + ' final'}"))
+        for base in evidence.config["experiments"]["finetune"]["bases"]:
+            root = evidence.path(f"finetune/{dataset}/{base}")
+            label = evidence.config["runs"][base]["label"]
+            finals: dict[str, dict[int, float]] = {}
+            start: dict[int, float] = {}
+            for path in sorted(root.glob("*/seed*/metrics.csv")):
+                metrics = pd.read_csv(path)
+                mode, seed = path.parent.parent.name, int(path.parent.name.removeprefix("seed"))
+                finals.setdefault(mode, {})[seed] = float(metrics["top1"].iloc[-1])
+                if mode == a and (metrics["epoch"] == 0).any():
+                    start[seed] = float(metrics.loc[metrics["epoch"] == 0, "top1"].iloc[0])
+            other = start if b == "start" else finals.get(b, {})
+            seeds = sorted(set(finals.get(a, {})) & set(other))
+            if not seeds:
+                verdicts.append(Verdict(NOT_RUN, dataset=dataset, scope=label, note="no fine-tuning results"))
+                continue
+            diff: SeedSummary = summarize_seeds([finals[a][s] - other[s] for s in seeds])
+            sample = pd.read_csv(next(root.glob(f"{a}/seed*/metrics.csv")))
+            verdicts.append(Verdict(decide(diff.ci_low, diff.ci_high, n=diff.n), diff.mean, diff.ci_low, diff.ci_high,
+                                    diff.n, dataset,
+                                    f"{label} {evidence.width(base)}, {dataset} {int(sample['image_size'].iloc[0])}px, "
+                                    f"{int(sample['train_samples'].iloc[0])} train images, "
+                                    f"{int(sample['epoch'].max())} fine-tuning epochs, {sample['device'].iloc[0]}, "
+                                    f"{diff.n} seeds", f"finetune/{dataset}/{base}/",
+                                    f"paired by seed (same base model); {a} final minus "
+                                    f"{'epoch 0' if b == 'start' else b + ' final'}"))
     return verdicts
 
 

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import pickle
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset, Subset
-from torchvision import datasets as tv_datasets, transforms as T
+from torchvision import datasets as tv_datasets
+from torchvision import transforms as T
 
 from .errors import DatasetFormatError, DatasetNotFoundError, check_labels
-from .fashion_mnist import DEFAULT_ROOT as FASHION_ROOT, FashionMNIST
+from .fashion_mnist import DEFAULT_ROOT as FASHION_ROOT
+from .fashion_mnist import FashionMNIST
 
 DATASETS = ("cifar10", "cifar100", "imagenet", "fashion_mnist")
 _STATS = {
@@ -54,6 +58,14 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.name not in DATASETS:
             raise ValueError(f"unknown dataset {self.name!r}; choose from {', '.join(DATASETS)}")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], dataset: str, seed: int = 0) -> DataConfig:
+        """The config of ``dataset`` under a workflow ``data`` section (roots, image_size, subsets, download)."""
+        roots = data.get("roots", {}) or {}
+        return cls(name=dataset, root=roots.get(dataset), image_size=data.get("image_size"),
+                   train_subset=data.get("train_subset"), test_subset=data.get("test_subset"),
+                   download=bool(data.get("download", False)), seed=seed)
 
 
 @dataclass(frozen=True)
@@ -211,13 +223,4 @@ def build_datasets(config: DataConfig) -> tuple[Dataset, Dataset, DatasetInfo]:
     train = _subset(train, config.train_subset, config.seed)
     test = _subset(test, config.test_subset, config.seed + 1)
     return train, test, DatasetInfo(num_classes=_CLASSES[config.name], in_chans=in_chans, image_size=size)
-
-
-def dataset_root_exists(config: DataConfig) -> bool:
-    """Cheap check for the workflow: is the data there, before any long job starts?"""
-    try:
-        build_datasets(config)
-    except DatasetNotFoundError:
-        return False
-    return True
 

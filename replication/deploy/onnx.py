@@ -7,6 +7,7 @@ Plain networks are what deployment runtimes are built for; the same throughput p
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import os
 import statistics
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from ..measure.throughput import ThroughputConfig, ThroughputResult
+from ..results import write_atomic
 
 
 class OnnxUnavailable(RuntimeError):
@@ -33,17 +35,16 @@ def _import_onnxruntime():
 
 def export(model: nn.Module, input_size: tuple[int, int, int], path: str | os.PathLike) -> Path:
     """Export ``model`` (float32, eval) to ``path`` with a dynamic batch dimension; written atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    model = model.float().eval().cpu()
+    model = copy.deepcopy(model).float().eval().cpu()  # .float() and .cpu() act in place: export a copy
     example = torch.randn(2, *input_size)
-    with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints progress lines
-        torch.onnx.export(model, (example,), tmp, input_names=["input"], output_names=["output"],
-                          dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True, verbose=False,
-                          external_data=False)  # one self-contained file (all our models are < 2 GB)
-    os.replace(tmp, path)
-    return path
+
+    def write(tmp: Path) -> None:
+        with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints progress lines
+            torch.onnx.export(model, (example,), tmp, input_names=["input"], output_names=["output"],
+                              dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True, verbose=False,
+                              external_data=False)  # one self-contained file (all our models are < 2 GB)
+
+    return write_atomic(path, write)
 
 
 def session(path: str | os.PathLike, threads: int | None = None):

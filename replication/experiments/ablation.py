@@ -43,12 +43,15 @@ def run(base: dict[str, Any], sweeps: dict[str, list[int]], speed: dict[str, Any
             run_config = replace(config, batch_size=value) if factor == "batch_size" else config
             model = _model(base, factor, value)
             pair = measure_pair(rm.convert(model), model, run_config, rounds=speed.get("rounds", 8),
-                                max_rounds=speed.get("max_rounds", 32))
+                                max_rounds=speed.get("max_rounds", 32), time_cap_s=speed.get("pair_time_cap_s", 300.0),
+                                names=(f"{base['model']} deploy", f"{base['model']} train"))
             rows.append({"profile": profile, "model": base["model"], "factor": factor, "value": value,
                          "ips_resnet_form": pair.images_per_sec_b, "ips_rmnet": pair.images_per_sec_a,
                          "speedup": pair.ratio, "speedup_ci_low": pair.ci_low, "speedup_ci_high": pair.ci_high,
-                         "rounds": pair.rounds, "unstable": pair.unstable, "load_start": pair.load_start,
-                         "load_end": pair.load_end, **environment(run_config)})
+                         "rounds": pair.rounds, "unstable": pair.unstable, "unstable_reason": pair.unstable_reason,
+                         "outliers": pair.outliers, "pair_id": f"ablation:{factor}={value}",
+                         "load_start": pair.load_start, "load_end": pair.load_end, "other_cpu": pair.other_cpu,
+                         "busy": pair.busy, **environment(run_config)})
     frame = pd.DataFrame(rows)
     write_csv_atomic(frame, output)
     return frame

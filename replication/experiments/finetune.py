@@ -12,11 +12,11 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from ..data import build_datasets
+from ..data import DataConfig, build_datasets
 from ..results import write_csv_atomic
 from ..train import TrainConfig, evaluate, train
 from ..train.finetune import prepare_for_finetuning
-from .training_runs import data_config, load_trained
+from .training_runs import load_trained
 
 
 def run(base_run: dict[str, Any], base_checkpoint: str | os.PathLike, *, mode: str, dataset: str,
@@ -25,16 +25,14 @@ def run(base_run: dict[str, Any], base_checkpoint: str | os.PathLike, *, mode: s
     seed = training.get("seed", 0) if seed is None else seed
     model = load_trained(base_run, base_checkpoint)
     # The base run's own data subsets: "statistics over the training dataset" it was trained on.
-    train_set, test_set, _ = build_datasets(data_config(data, dataset, seed))
+    train_set, test_set, _ = build_datasets(DataConfig.from_mapping(data, dataset, seed))
     loader = DataLoader(train_set, batch_size=64, shuffle=False)
     calibration = [images for _, (images, _) in zip(range(calibration_batches), loader)]
     plain = prepare_for_finetuning(model, mode, calibration)
     before = evaluate(plain, DataLoader(test_set, batch_size=128), "cpu")
-    overrides = {**training.get("overrides", {}), **training.get("finetune_overrides", {})}
-    config = TrainConfig(model=f"{base_run['model']}-rm-{mode}", data=data_config(data, dataset, seed),
-                         preset=training.get("finetune_preset", "cifar_finetune"), overrides=overrides,
-                         output_dir=str(checkpoint_dir), seed=seed, profile=profile,
-                         **({"device": training["device"]} if training.get("device") else {}))
+    config = TrainConfig.from_mapping(base_run, training, data, dataset=dataset, output_dir=checkpoint_dir,
+                                      profile=profile, seed=seed, finetune=True,
+                                      model=f"{base_run['model']}-rm-{mode}")
     torch.manual_seed(seed)
     train(config, model=plain)
     metrics = pd.read_csv(Path(checkpoint_dir) / "metrics.csv")

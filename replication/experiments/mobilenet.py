@@ -10,17 +10,17 @@ import pandas as pd
 from torch.utils.data import DataLoader
 
 from .. import rm
-from ..data import build_datasets
+from ..data import DataConfig, build_datasets
 from ..measure import count_macs, count_params
 from ..results import write_csv_atomic
 from ..train import evaluate
-from .training_runs import data_config, load_trained
+from .training_runs import load_trained
 
 
 def run(v2_run: dict[str, Any], v2_checkpoint: str | os.PathLike, v1_run: dict[str, Any],
         v1_checkpoint: str | os.PathLike, *, dataset: str, data: dict[str, Any], profile: str,
         output: str | os.PathLike, seed: int = 0) -> pd.DataFrame:
-    _, test_set, info = build_datasets(data_config(data, dataset, seed))
+    _, test_set, info = build_datasets(DataConfig.from_mapping(data, dataset, seed))
     loader = DataLoader(test_set, batch_size=128)
     size = (info.in_chans, info.image_size, info.image_size)
     v2 = load_trained(v2_run, v2_checkpoint)

@@ -16,7 +16,7 @@ import pandas as pd
 from torch.utils.data import DataLoader
 
 from .. import rm
-from ..data import build_datasets
+from ..data import DataConfig, build_datasets
 from ..measure import count_macs, count_params
 from ..measure.paired import measure_pair
 from ..measure.throughput import ThroughputConfig, environment
@@ -24,14 +24,14 @@ from ..prune import slim_and_prune
 from ..prune.baseline import prune_resnet_baseline
 from ..results import write_csv_atomic
 from ..train import evaluate
-from .training_runs import data_config, load_trained
+from .training_runs import load_trained
 
 
 def run(sparse_run: dict[str, Any], checkpoint: str | os.PathLike, *, thresholds: list[float], dataset: str,
         data: dict[str, Any], speed: dict[str, Any], profile: str, output: str | os.PathLike,
         seed: int = 0) -> pd.DataFrame:
     model = load_trained(sparse_run, checkpoint)
-    _, test_set, info = build_datasets(data_config(data, dataset))
+    _, test_set, info = build_datasets(DataConfig.from_mapping(data, dataset))
     loader = DataLoader(test_set, batch_size=128)
     size = (info.in_chans, info.image_size, info.image_size)
     config = ThroughputConfig(batch_size=speed["batch_size"], input_size=size, warmup=speed["warmup"],
@@ -46,7 +46,8 @@ def run(sparse_run: dict[str, Any], checkpoint: str | os.PathLike, *, thresholds
         for method, pruned in (("RMNet 18 (RM + slimming)", rmnet), ("ResNet 18 (Torch-Pruning)", resnet)):
             accuracy = evaluate(pruned, loader, "cpu")
             pair = measure_pair(pruned, model, config, rounds=speed.get("rounds", 8),
-                                max_rounds=speed.get("max_rounds", 32))
+                                max_rounds=speed.get("max_rounds", 32), time_cap_s=speed.get("pair_time_cap_s", 300.0),
+                                names=(f"{method} at {threshold}", "unpruned ResNet 18"))
             rows.append({"profile": profile, "dataset": dataset, "seed": seed, "method": method,
                          "threshold": threshold, "params": count_params(pruned), "params_original": original,
                          "pruned_params_ratio": 1 - count_params(pruned) / original,
@@ -54,7 +55,8 @@ def run(sparse_run: dict[str, Any], checkpoint: str | os.PathLike, *, thresholds
                          "macs": count_macs(pruned, size), "top1": accuracy["top1"], "top1_unpruned": unpruned_top1,
                          "test_samples": accuracy["samples"], "images_per_sec": pair.images_per_sec_a,
                          "images_per_sec_unpruned": pair.images_per_sec_b,
-                         **pair.as_row("speedup_vs_unpruned_"),
+                         **pair.as_row("speedup_vs_unpruned_",
+                                       pair_id=f"pruning:{dataset}:seed{seed}:{method}:{threshold}"),
                          "masked_channels": report.masked_channels, "total_channels": report.total_channels,
                          **environment(config)})
     frame = pd.DataFrame(rows)

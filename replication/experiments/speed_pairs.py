@@ -29,7 +29,7 @@ def build_side(side: dict[str, Any], input_size: int) -> torch.nn.Module:
 
 
 def run(claims: list[Claim], base: ThroughputConfig, *, rounds: int, max_rounds: int, profile: str,
-        output: str | os.PathLike) -> pd.DataFrame:
+        output: str | os.PathLike, time_cap_s: float | None = 300.0) -> pd.DataFrame:
     rows = []
     pairs = [claim for claim in claims if claim.kind == "speed_ratio"]
     for claim in tqdm(pairs, desc="speed pairs", unit="pair", disable=None):
@@ -39,11 +39,12 @@ def run(claims: list[Claim], base: ThroughputConfig, *, rounds: int, max_rounds:
                "b_model": b["model"], "b_form": b.get("form", "train"), **environment(config)}
         try:
             pair = measure_pair(build_side(a, size), build_side(b, size), config, rounds=rounds, max_rounds=max_rounds,
+                                time_cap_s=time_cap_s,
                                 names=(f"{a['model']} ({row['a_form']})", f"{b['model']} ({row['b_form']})"))
-            row.update(pair.as_row(), images_per_sec_a=pair.images_per_sec_a, images_per_sec_b=pair.images_per_sec_b,
-                       status="ok")
+            row.update(pair.as_row(pair_id=claim.id), images_per_sec_a=pair.images_per_sec_a,
+                       images_per_sec_b=pair.images_per_sec_b, status="ok")
         except ThroughputError as error:
-            row.update(status=f"error: {error}")
+            row.update(pair_id=claim.id, status="oom" if error.out_of_memory else f"error: {error}")
         rows.append(row)
         write_csv_atomic(pd.DataFrame(rows), output)  # a crash keeps every finished pair
     return pd.DataFrame(rows)

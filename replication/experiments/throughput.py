@@ -1,15 +1,20 @@
 """Throughput of every Table 1 and Table 2 model, in the forms the paper compares, side by side.
 
 Each paper row is timed in its training form and its deploy form (``replication.rm.convert``), and
-optionally through ONNX Runtime. Rows go to a CSV one model at a time (atomic rewrite), so a crash keeps
-every finished measurement. The RM (deploy) form of bottleneck ResNets and ResNeXts at 224x224 is
-0.3-0.8 G parameters and is not what the paper times; it is skipped (``SKIP_DEPLOY``) and said so in
-the docs.
+optionally through ONNX Runtime. Every ratio the tables report (deploy over training form; the group's
+RMNet over each other row) is measured as a pair, interleaved, with a bootstrap CI
+(:mod:`replication.measure.paired`); absolute images/s come from single-model rows with the paper's
+protocol. Each row records the load average at its start and end and a ``busy`` flag, and the cost
+model's FLOPs and bytes per image (for the roofline figure). Rows go to a CSV one model at a time
+(atomic rewrite), so a crash keeps every finished measurement. The RM (deploy) form of bottleneck
+ResNets and ResNeXts at 224x224 is 0.3-0.8 G parameters and is not what the paper times; it is
+skipped (``SKIP_DEPLOY``) and said so in the docs.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -17,9 +22,17 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import rm, zoo
-from ..measure import count_macs
-from ..measure.peak import peak_flops
-from ..measure.throughput import ThroughputConfig, ThroughputError, device_name, measure_throughput, result_row
+from ..measure import cost_model, count_macs
+from ..measure.paired import contention, is_busy, measure_pair
+from ..measure.peak import memory_bandwidth, peak_flops
+from ..measure.throughput import (
+    ThroughputConfig,
+    ThroughputError,
+    device_name,
+    environment,
+    measure_throughput,
+    result_row,
+)
 from ..results import append_rows_atomic
 from .paper_rows import PAPER_ROWS, PaperRow
 
@@ -84,37 +97,121 @@ def _onnx_row(model_name: str, form: str, module: torch.nn.Module, config: Throu
                       macs=macs, **context)
 
 
+@dataclass(frozen=True)
+class PairSettings:
+    """How the throughput experiment's ratios are measured (:func:`replication.measure.paired.measure_pair`)."""
+
+    rounds: int = 8
+    max_rounds: int = 32
+    time_cap_s: float | None = 300.0
+    tolerance: float = 0.05
+
+
+def _status(error: ThroughputError) -> str:
+    return "oom" if error.out_of_memory else f"error: {error}"
+
+
+def _cost_columns(module: torch.nn.Module, config: ThroughputConfig) -> dict[str, object]:
+    """FLOPs, bytes and kernels per image of one forward pass at this batch (cost model, meta device)."""
+    cost = cost_model.trace(module, (config.batch_size, *config.input_size),
+                            dtype={"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}[config.dtype])
+    return {"flops_per_image": cost.flops / config.batch_size, "bytes_per_image": cost.bytes / config.batch_size,
+            "weight_bytes": cost.weight_bytes, "kernels": len(cost.kernels)}
+
+
+def _single(row: TimingRow, form: str, module: torch.nn.Module, config: ThroughputConfig, context: dict,
+            macs: int) -> dict[str, object]:
+    """Absolute images/s of one form with the paper's protocol, with the machine's load meanwhile."""
+    extra: dict[str, object] = {"measure": "single", "pair_id": ""}
+    with contention() as stats:
+        try:
+            measured = measure_throughput(module, config, name=f"{row.paper.model} ({form})")
+            status = "ok"
+        except ThroughputError as error:
+            measured, status = None, _status(error)
+    extra.update(load_start=stats["load_start"], load_end=stats["load_end"], other_cpu=stats["other_cpu"],
+                 busy=is_busy(stats))
+    return {**result_row(row.paper.model, form, config, measured, status=status, macs=macs, **context), **extra}
+
+
+def _pair(kind: str, a: tuple[TimingRow, str, torch.nn.Module], b: tuple[TimingRow, str, torch.nn.Module],
+          on: TimingRow, config: ThroughputConfig, context: dict, settings: PairSettings) -> dict[str, object]:
+    """One paired ratio A / B as a row; ``on`` is the paper row the ratio is reported on."""
+    (row_a, form_a, module_a), (row_b, form_b, module_b) = a, b
+    pair_id = f"{on.group}:{row_a.paper.backbone}:{form_a}/{row_b.paper.backbone}:{form_b}"
+    names = (f"{row_a.paper.model} ({form_a})", f"{row_b.paper.model} ({form_b})")
+    pair_config = replace(config, repeats=1)  # a pair counts rounds, not repeats
+    row: dict[str, object] = {
+        "model": on.paper.model, "form": "pair", "runtime": "pytorch", **environment(pair_config), **context,
+        "measure": "pair", "pair_id": pair_id, "ratio_kind": kind,
+        "a_model": row_a.paper.model, "a_backbone": row_a.paper.backbone, "a_form": form_a,
+        "b_model": row_b.paper.model, "b_backbone": row_b.paper.backbone, "b_form": form_b}
+    try:
+        pair = measure_pair(module_a, module_b, pair_config, rounds=settings.rounds, max_rounds=settings.max_rounds,
+                            tolerance=settings.tolerance, time_cap_s=settings.time_cap_s, names=names)
+    except ThroughputError as error:
+        return {**row, "status": _status(error), "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    return {**row, "status": "ok", **pair.as_row(), "images_per_sec_a": pair.images_per_sec_a,
+            "images_per_sec_b": pair.images_per_sec_b, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
 def run(output: str | os.PathLike, rows: list[TimingRow], base: ThroughputConfig, *, profile: str,
-        note: str = "", onnx: bool = False) -> Path:
-    """Time every row's forms and append the results to ``output``; returns the CSV path."""
+        note: str = "", onnx: bool = False, pairs: PairSettings | None = PairSettings()) -> Path:
+    """Time every row's forms and append the results to ``output``; returns the CSV path.
+
+    Per row: each form alone with the paper's protocol (``measure=single``: absolute images/s), then,
+    unless ``pairs`` is None, its deploy form over its training form, and the group's RMNet (deploy)
+    over the row in the form the paper timed, each as a paired ratio (``measure=pair``: ``ratio``,
+    ``ratio_ci_low``, ``ratio_ci_high``, ``rounds``, ``pair_id``). An out-of-memory batch is a row with
+    ``status=oom``. Rows of a paper row are written together (atomic rewrite).
+    """
     output = Path(output)
-    peak, peak_source = peak_flops(base.device, device_name(base.device), base.dtype)
+    name = device_name(base.device)
+    peak, peak_source = peak_flops(base.device, name, base.dtype)
+    bandwidth, bandwidth_source = memory_bandwidth(base.device, name)
     cpu_peak = (peak, peak_source) if base.device == "cpu" and base.dtype == "float32" else None
     if onnx and cpu_peak is None:
         cpu_peak = peak_flops("cpu", device_name("cpu"), "float32")
-    for row in tqdm(rows, desc="throughput", unit="model", disable=None):
-        config = replace(base, input_size=(3, row.paper.input_size, row.paper.input_size))
-        torch.manual_seed(0)
-        model = zoo.create(row.paper.model, num_classes=row.paper.num_classes).eval()
-        forms = {"train": model}
-        if "deploy" in row.forms:
-            forms["deploy"] = rm.convert(model)
-        context = {"profile": profile, "table": row.paper.table, "dataset": row.paper.dataset,
-                   "backbone": row.paper.backbone, "group": row.group, "paper_form": row.paper_form,
-                   "is_rmnet": row.is_rmnet, "num_classes": row.paper.num_classes, "note": note,
-                   "peak_flops": peak, "peak_source": peak_source}
-        results = []
-        for form, module in forms.items():
-            macs = count_macs(module, config.input_size)
-            if onnx:
-                onnx_context = {**context, "peak_flops": cpu_peak[0], "peak_source": cpu_peak[1]}
-                results.append(_onnx_row(row.paper.model, form, module, config, onnx_context, macs,
-                                         output.parent / "onnx"))
-            try:
-                measured = measure_throughput(module, config, name=f"{row.paper.model} ({form})")
-                results.append(result_row(row.paper.model, form, config, measured, macs=macs, **context))
-            except ThroughputError as error:
-                status = "oom" if error.out_of_memory else f"error: {error}"
-                results.append(result_row(row.paper.model, form, config, None, status=status, macs=macs, **context))
-        append_rows_atomic(results, output)
+    groups: dict[str, list[TimingRow]] = {}
+    for row in rows:
+        groups.setdefault(row.group, []).append(row)
+    progress = tqdm(total=len(rows), desc="throughput", unit="model", disable=None)
+    for group_rows in groups.values():
+        rmnet: tuple[TimingRow, str, torch.nn.Module] | None = None
+        # the group's RMNet first, so that every other row can be paired with its deploy form
+        for row in sorted(group_rows, key=lambda r: not r.is_rmnet):
+            config = replace(base, input_size=(3, row.paper.input_size, row.paper.input_size))
+            torch.manual_seed(0)
+            model = zoo.create(row.paper.model, num_classes=row.paper.num_classes).eval()
+            forms = {"train": model}
+            if "deploy" in row.forms:
+                forms["deploy"] = rm.convert(model)
+            context = {"profile": profile, "table": row.paper.table, "dataset": row.paper.dataset,
+                       "backbone": row.paper.backbone, "group": row.group, "paper_form": row.paper_form,
+                       "is_rmnet": row.is_rmnet, "num_classes": row.paper.num_classes, "note": note,
+                       "peak_flops": peak, "peak_source": peak_source, "bandwidth": bandwidth,
+                       "bandwidth_source": bandwidth_source}
+            results = []
+            for form, module in forms.items():
+                macs = count_macs(module, config.input_size)
+                form_context = {**context, **_cost_columns(module, config)}
+                if onnx:
+                    assert cpu_peak is not None  # set above whenever onnx is on
+                    onnx_context = {**form_context, "peak_flops": cpu_peak[0], "peak_source": cpu_peak[1],
+                                    "measure": "single", "pair_id": ""}
+                    results.append(_onnx_row(row.paper.model, form, module, config, onnx_context, macs,
+                                             output.parent / "onnx"))
+                results.append(_single(row, form, module, config, form_context, macs))
+            if pairs is not None:
+                if "deploy" in forms:
+                    results.append(_pair("deploy_over_train", (row, "deploy", forms["deploy"]),
+                                         (row, "train", forms["train"]), row, config, context, pairs))
+                if row.is_rmnet and rmnet is None and "deploy" in forms:
+                    rmnet = (row, "deploy", forms["deploy"])
+                elif not row.is_rmnet and rmnet is not None:
+                    results.append(_pair("rmnet_over_this", rmnet, (row, row.paper_form, forms[row.paper_form]),
+                                         row, config, context, pairs))
+            append_rows_atomic(results, output)
+            progress.update()
+    progress.close()
     return output

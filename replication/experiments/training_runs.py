@@ -17,19 +17,11 @@ from typing import Any
 import pandas as pd
 import torch
 
-from ..data import DataConfig
+from .. import zoo
 from ..measure import count_macs, count_params
 from ..results import write_csv_atomic
 from ..stats import chance_top1, did_not_train, summarize_seeds
 from ..train import TrainConfig, train
-
-
-def data_config(data: dict[str, Any], dataset: str, seed: int = 0) -> DataConfig:
-    """The DataConfig of ``dataset`` under the workflow's ``data`` section."""
-    roots = data.get("roots", {}) or {}
-    return DataConfig(name=dataset, root=roots.get(dataset), image_size=data.get("image_size"),
-                      train_subset=data.get("train_subset"), test_subset=data.get("test_subset"),
-                      download=bool(data.get("download", False)), seed=seed)
 
 
 def train_run(run: dict[str, Any], *, dataset: str, data: dict[str, Any], training: dict[str, Any], profile: str,
@@ -40,15 +32,8 @@ def train_run(run: dict[str, Any], *, dataset: str, data: dict[str, Any], traini
     the data subsets."""
     if threads:
         torch.set_num_threads(threads)
-    seed = training.get("seed", 0) if seed is None else seed
-    overrides = {**training.get("overrides", {}), **run.get("overrides", {})}
-    config = TrainConfig(model=run["model"], data=data_config(data, dataset, seed),
-                         preset=run.get("preset", training.get("preset", "embedded")), overrides=overrides,
-                         output_dir=str(checkpoint_dir), seed=seed,
-                         sparsity=float(run.get("sparsity", 0.0)), model_kwargs=run.get("model_kwargs", {}),
-                         shortcut_batchnorms=bool(run.get("shortcut_batchnorms", False)),
-                         workers=training.get("workers", 0), profile=profile,
-                         **({"device": training["device"]} if training.get("device") else {}))
+    config = TrainConfig.from_mapping(run, training, data, dataset=dataset, output_dir=checkpoint_dir,
+                                      profile=profile, seed=seed)
     train(config)
     Path(metrics_csv).parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(Path(checkpoint_dir) / "metrics.csv", metrics_csv)
@@ -74,3 +59,48 @@ def load_trained(run: dict[str, Any], checkpoint_dir: str | os.PathLike) -> torc
     model = spec.build()
     model.load_state_dict(state["model"])
     return model.eval()
+
+
+def summarize(metrics_files: list[str], runs: dict[str, dict[str, Any]], output: str | os.PathLike,
+              seeds_output: str | os.PathLike | None = None) -> pd.DataFrame:
+    """One row per run: the last epoch's top-1 / top-5 as mean, std and 95 % CI over seeds, with params
+    and MACs (training form). ``seeds_output`` gets the per-seed rows.
+
+    Metrics files live at ``.../<dataset>/<run>/seed<k>/metrics.csv``. A seed whose final top-1 is
+    within 2 points of chance is flagged ``did_not_train``; the run row counts and names such seeds,
+    and its statistics still include them (dropping them would flatter the architecture).
+    """
+    per_seed = []
+    for path in metrics_files:
+        path = Path(path)
+        seed_dir = path.parent
+        run_name, dataset = seed_dir.parent.name, seed_dir.parent.parent.name
+        last = pd.read_csv(path).iloc[-1].to_dict()
+        per_seed.append({"run": run_name, "dataset_key": dataset, **last,
+                         "did_not_train": did_not_train(float(last["top1"]), int(last["num_classes"]))})
+    seeds = pd.DataFrame(per_seed)
+    rows = []
+    for run_name, group in seeds.groupby("run", sort=False):
+        spec, first = runs[run_name], group.iloc[0]
+        in_chans, size = int(first["in_chans"]), int(first["image_size"])
+        model = zoo.create(spec["model"], num_classes=int(first["num_classes"]), in_chans=in_chans,
+                           **spec.get("model_kwargs", {}))
+        top1, top5 = summarize_seeds(group["top1"]), summarize_seeds(group["top5"])
+        failed = group[group["did_not_train"]]
+        context = {k: first[k] for k in ("model", "dataset", "preset", "profile", "device", "global_batch", "epochs",
+                                         "train_samples", "test_samples", "image_size", "num_classes", "in_chans",
+                                         "torch_version") if k in group}
+        rows.append({"run": run_name, "dataset_key": first["dataset_key"], "label": spec.get("label", run_name),
+                     "params": count_params(model), "macs": count_macs(model.eval(), (in_chans, size, size)),
+                     **context, "top1": top1.mean, "top1_std": top1.std, "top1_ci_low": top1.ci_low,
+                     "top1_ci_high": top1.ci_high, "top5": top5.mean, "n_seeds": top1.n,
+                     "seeds": " ".join(str(int(s)) for s in group["seed"]),
+                     "top1_per_seed": " ".join(f"{v:.2f}" for v in group["top1"]),
+                     "did_not_train_seeds": len(failed),
+                     "did_not_train": bool(len(failed) == len(group)),
+                     "chance_top1": chance_top1(int(first["num_classes"]))})
+    frame = pd.DataFrame(rows)
+    write_csv_atomic(frame, output)
+    if seeds_output is not None:
+        write_csv_atomic(seeds, seeds_output)
+    return frame

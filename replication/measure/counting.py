@@ -7,26 +7,10 @@ convolutions and matrix products only (no bias adds, activations or pooling).
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
-
-
-@dataclass(frozen=True)
-class ModelCounts:
-    params: int
-    macs: int
-    input_size: tuple[int, ...]
-
-    @property
-    def params_m(self) -> float:
-        return self.params / 1e6
-
-    @property
-    def macs_g(self) -> float:
-        return self.macs / 1e9
 
 
 def count_params(model: nn.Module) -> int:

@@ -4,8 +4,23 @@ Timing model A now and model B a minute later measures whatever else the machine
 pair is measured in one process, with the same threads, input and dtype, both warmed up, then in
 alternating blocks (A B, B A, A B, ...), so a slow spell hits both sides of a round alike. The ratio
 is the median of the per-round ratios, with a bootstrap 95 % confidence interval. A ratio whose CI is
-wider than ``tolerance`` (relative half-width) gets more rounds, up to ``max_rounds``; if it is still
-wide it is flagged ``unstable`` and must not be reported as a clean number.
+wider than ``tolerance`` (relative half-width) gets more rounds (doubling), up to ``max_rounds`` or a
+time cap; if it is still wide it is flagged ``unstable`` and must not be reported as a clean number
+(:func:`format_ratio` never prints it without its interval and the flag).
+
+What is taken from pyperf and pytest-benchmark, and what is not:
+
+- pyperf warns when a benchmark looks unstable and when single values are too short for the clock
+  (under 1 ms); here a wide CI or a timed block under ``MIN_BLOCK_SECONDS`` flags the pair
+  ``unstable`` with the reason. pyperf's separate worker processes (between-process variance: memory
+  layout, frequency state) are what ``scripts/speed-stability.sh`` does: three separate runs.
+- pytest-benchmark counts outliers beyond 1.5 IQR of the quartiles; ``outliers`` counts per-round
+  ratios outside Tukey's fences. They are kept (the median is robust to them), only counted.
+- Neither measures contention. Every pair records the 1-minute load average at its start and end
+  and, on Linux, the share of the machine's CPU time that *other* processes used while it ran
+  (``/proc/stat`` minus this process's CPU time); above ``BUSY_SHARE`` the pair is flagged ``busy``.
+  A busy pair's ratio is still paired (both sides saw the same machine); its absolute images/s are not
+  comparable with a quiet run's.
 """
 
 from __future__ import annotations
@@ -13,14 +28,27 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from .throughput import ThroughputConfig, _autocast, _synchronizer, check_input, prepare
+from .throughput import (
+    ThroughputConfig,
+    ThroughputError,
+    autocast,
+    check_input,
+    is_out_of_memory,
+    out_of_memory_error,
+    prepare,
+    synchronizer,
+)
+
+BUSY_SHARE = 0.10          # other processes used more than 10 % of the machine's CPU time: busy
+MIN_BLOCK_SECONDS = 1e-3   # pyperf's "shortest value" warning: a block this short is mostly clock noise
 
 
 @dataclass
@@ -31,18 +59,41 @@ class PairedRatio:
     rounds: int
     images_per_sec_a: float      # median over rounds
     images_per_sec_b: float
-    unstable: bool               # CI half-width above the tolerance after max_rounds
+    unstable: bool               # see ``unstable_reason``
     load_start: float            # 1-minute load average before and after the measurement
     load_end: float
+    busy: bool = False           # other processes used more than BUSY_SHARE of the CPU meanwhile
+    other_cpu: float = float("nan")  # that share (NaN where /proc/stat is not available)
+    outliers: int = 0            # per-round ratios beyond 1.5 IQR of the quartiles (kept, only counted)
+    elapsed_s: float = float("nan")
+    capped: bool = False         # stopped re-measuring at the time cap with the CI still wide
+    unstable_reason: str = ""
 
-    def as_row(self, prefix: str = "") -> dict[str, object]:
-        return {f"{prefix}ratio": self.ratio, f"{prefix}ratio_ci_low": self.ci_low,
-                f"{prefix}ratio_ci_high": self.ci_high, f"{prefix}rounds": self.rounds,
-                f"{prefix}unstable": self.unstable, "load_start": self.load_start, "load_end": self.load_end}
+    def as_row(self, prefix: str = "", pair_id: str | None = None) -> dict[str, object]:
+        row: dict[str, object] = {
+            f"{prefix}ratio": self.ratio, f"{prefix}ratio_ci_low": self.ci_low,
+            f"{prefix}ratio_ci_high": self.ci_high, f"{prefix}rounds": self.rounds,
+            f"{prefix}unstable": self.unstable, f"{prefix}unstable_reason": self.unstable_reason,
+            f"{prefix}outliers": self.outliers, f"{prefix}pair_seconds": self.elapsed_s,
+            "load_start": self.load_start, "load_end": self.load_end, "other_cpu": self.other_cpu, "busy": self.busy}
+        if pair_id is not None:
+            row[f"{prefix}pair_id"] = pair_id
+        return row
+
+
+def format_ratio(ratio: float, low: float, high: float, unstable: bool = False, digits: int = 2) -> str:
+    """``1.23 [1.21, 1.25]``; an unstable ratio always carries its interval and the word ``unstable``."""
+    if ratio is None or ratio != ratio:  # None or NaN
+        return "n/a"
+    if low != low or high != high:
+        text = f"{ratio:.{digits}f} [no CI]"
+    else:
+        text = f"{ratio:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+    return f"{text} unstable" if unstable else text
 
 
 def bootstrap_median_ci(values: list[float], *, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap 95 % CI of the median of ``values``."""
+    """Percentile bootstrap 95 % CI of the median of ``values`` (NaNs for fewer than two values)."""
     data = np.asarray(values, dtype=float)
     if data.size < 2:
         return float("nan"), float("nan")
@@ -52,6 +103,16 @@ def bootstrap_median_ci(values: list[float], *, resamples: int = 2000, seed: int
     return float(low), float(high)
 
 
+def tukey_outliers(values: list[float]) -> int:
+    """How many values lie outside [Q1 - 1.5 IQR, Q3 + 1.5 IQR] (pytest-benchmark's IQR outliers)."""
+    data = np.asarray(values, dtype=float)
+    if data.size < 4:
+        return 0
+    q1, q3 = np.percentile(data, [25, 75])
+    fence = 1.5 * (q3 - q1)
+    return int(((data < q1 - fence) | (data > q3 + fence)).sum())
+
+
 def _load() -> float:
     try:
         return os.getloadavg()[0]
@@ -59,21 +120,62 @@ def _load() -> float:
         return float("nan")
 
 
+def _cpu_jiffies() -> tuple[int, int] | None:
+    """(busy, total) CPU jiffies of the whole machine from /proc/stat, None elsewhere."""
+    try:
+        with open("/proc/stat") as handle:
+            fields = [int(v) for v in handle.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = fields + [0] * (8 - len(fields))
+    busy = user + nice + system + irq + softirq + steal  # steal: the hypervisor ran someone else
+    return busy, busy + idle + iowait
+
+
+@contextmanager
+def contention() -> Iterator[dict[str, float]]:
+    """Measure, over the ``with`` block, the load average at start and end and the share of the
+    machine's CPU time used by *other* processes (``other_cpu``; NaN where /proc/stat is missing)."""
+    stats = {"load_start": _load(), "load_end": float("nan"), "other_cpu": float("nan"), "elapsed_s": float("nan")}
+    start_jiffies, start_cpu, start_wall = _cpu_jiffies(), time.process_time(), time.perf_counter()
+    try:
+        yield stats
+    finally:
+        stats["load_end"] = _load()
+        stats["elapsed_s"] = time.perf_counter() - start_wall
+        end_jiffies = _cpu_jiffies()
+        if start_jiffies and end_jiffies and end_jiffies[1] > start_jiffies[1]:
+            hertz = os.sysconf("SC_CLK_TCK")
+            busy = (end_jiffies[0] - start_jiffies[0]) / hertz
+            capacity = (end_jiffies[1] - start_jiffies[1]) / hertz
+            own = time.process_time() - start_cpu
+            stats["other_cpu"] = min(1.0, max(0.0, (busy - own) / capacity))
+
+
+def is_busy(stats: dict[str, float]) -> bool:
+    """Other processes took more than BUSY_SHARE of the CPU; without /proc/stat, load above the core count."""
+    if stats["other_cpu"] == stats["other_cpu"]:
+        return stats["other_cpu"] > BUSY_SHARE
+    load = max(stats["load_start"], stats["load_end"])
+    return load == load and load > (os.cpu_count() or 1)
+
+
 def measure_pair(model_a: nn.Module, model_b: nn.Module, config: ThroughputConfig, *, rounds: int = 8,
-                 max_rounds: int = 32, tolerance: float = 0.05,
+                 max_rounds: int = 32, tolerance: float = 0.05, time_cap_s: float | None = None,
                  timer: Callable[[], float] = time.perf_counter, names: tuple[str, str] = ("A", "B")) -> PairedRatio:
     """Throughput ratio A / B under ``config`` (batch, input size, device, dtype), measured as a pair.
 
     Each round times ``config.iters`` batches of each model, in alternating order; ``config.warmup``
-    batches of each run first. Neither caller's model is modified (both are copied by ``prepare``).
-    Raises :class:`~replication.measure.throughput.ThroughputError` when a model cannot take the input.
+    batches of each run first. While the CI half-width exceeds ``tolerance`` x ratio, the rounds double,
+    up to ``max_rounds`` and as long as the next doubling is expected to end within ``time_cap_s``
+    seconds of the start (``None``: no cap). Neither caller's model is modified (both are copied by
+    ``prepare``). Raises :class:`~replication.measure.throughput.ThroughputError` when a model cannot
+    take the input, or, with ``out_of_memory=True``, when the batch does not fit in memory.
     """
     if rounds < 2 or max_rounds < rounds:
         raise ValueError(f"need 2 <= rounds <= max_rounds, got rounds={rounds}, max_rounds={max_rounds}")
-    load_start = _load()
-    first, x = prepare(model_a, config)
-    second, _ = prepare(model_b, config)
-    sync = _synchronizer(config.device)
+    sync = synchronizer(config.device)
+    blocks: list[float] = []
 
     def timed(model: nn.Module) -> float:
         sync()
@@ -81,31 +183,58 @@ def measure_pair(model_a: nn.Module, model_b: nn.Module, config: ThroughputConfi
         for _ in range(config.iters):
             model(x)
         sync()
-        return config.batch_size * config.iters / (timer() - start)
+        seconds = timer() - start
+        blocks.append(seconds)
+        return config.batch_size * config.iters / seconds
 
     rates_a: list[float] = []
     rates_b: list[float] = []
-    with torch.inference_mode(), _autocast(config):
-        for model, name in zip((first, second), names):
-            check_input(model, x, name)  # a shape the model cannot take: ThroughputError, as for one model
-            for _ in range(config.warmup):
-                model(x)
-        target = rounds
-        while True:
-            while len(rates_a) < target:
-                if len(rates_a) % 2 == 0:
-                    rates_a.append(timed(first))
-                    rates_b.append(timed(second))
-                else:
-                    rates_b.append(timed(second))
-                    rates_a.append(timed(first))
-            ratios = [a / b for a, b in zip(rates_a, rates_b)]
-            ratio = statistics.median(ratios)
-            low, high = bootstrap_median_ci(ratios)
-            wide = (high - low) / 2 > tolerance * ratio
-            if not wide or target >= max_rounds:
-                break
-            target = min(2 * target, max_rounds)
+    capped = False
+    with contention() as stats:
+        try:
+            first, x = prepare(model_a, config, names[0])
+            second, _ = prepare(model_b, config, names[1])
+            with torch.inference_mode(), autocast(config):
+                for model, name in zip((first, second), names, strict=True):
+                    check_input(model, x, name)  # a shape the model cannot take: ThroughputError, as for one model
+                    for _ in range(config.warmup):
+                        model(x)
+                started = timer() if time_cap_s is not None else 0.0
+                target = rounds
+                while True:
+                    while len(rates_a) < target:
+                        if len(rates_a) % 2 == 0:
+                            rates_a.append(timed(first))
+                            rates_b.append(timed(second))
+                        else:
+                            rates_b.append(timed(second))
+                            rates_a.append(timed(first))
+                    ratios = [a / b for a, b in zip(rates_a, rates_b, strict=True)]
+                    ratio = statistics.median(ratios)
+                    low, high = bootstrap_median_ci(ratios)
+                    wide = not (high - low) / 2 <= tolerance * ratio  # a NaN CI counts as wide
+                    if not wide or target >= max_rounds:
+                        break
+                    following = min(2 * target, max_rounds)
+                    # stop before a doubling that would end past the cap, at the rounds' pace so far
+                    if time_cap_s is not None and (timer() - started) * following / target > time_cap_s:
+                        capped = True
+                        break
+                    target = following
+        except (RuntimeError, MemoryError) as error:
+            if isinstance(error, ThroughputError) or not is_out_of_memory(error):
+                raise
+            if config.device.startswith("cuda"):
+                torch.cuda.empty_cache()
+            raise out_of_memory_error(f"{names[0]} / {names[1]}", config) from None
+    reasons = []
+    if wide:
+        reasons.append(f"CI wider than +-{100 * tolerance:.0f} % after {len(ratios)} rounds"
+                       + (f" (time cap {time_cap_s:g} s)" if capped else ""))
+    if min(blocks) < MIN_BLOCK_SECONDS:
+        reasons.append(f"timed blocks as short as {1e3 * min(blocks):.2g} ms (raise iters)")
     return PairedRatio(ratio=ratio, ci_low=low, ci_high=high, rounds=len(ratios),
                        images_per_sec_a=statistics.median(rates_a), images_per_sec_b=statistics.median(rates_b),
-                       unstable=wide, load_start=load_start, load_end=_load())
+                       unstable=bool(reasons), load_start=stats["load_start"], load_end=stats["load_end"],
+                       busy=is_busy(stats), other_cpu=stats["other_cpu"], outliers=tukey_outliers(ratios),
+                       elapsed_s=stats["elapsed_s"], capped=capped, unstable_reason="; ".join(reasons))

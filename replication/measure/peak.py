@@ -1,7 +1,8 @@
-"""Peak compute of a device, for the roofline view: achieved MAC/s as a fraction of what is possible.
+"""Peak compute and memory bandwidth of a device, for the roofline view.
 
-Datasheet peaks (dense, no sparsity) are used for known GPUs; anything else gets a measured peak: the
-best rate of a large square matmul, labelled as such.
+Known GPUs get their data-sheet figures (dense, no sparsity) from ``devices.yaml``, the same specs the
+cost model uses; anything else (a CPU, an unlisted GPU) gets a measured figure, labelled as such: the
+best rate of a large square matmul for compute, the best rate of a large tensor copy for bandwidth.
 """
 
 from __future__ import annotations
@@ -10,20 +11,27 @@ import time
 
 import torch
 
-# device-name substring -> {dtype: peak FLOP/s}; NVIDIA datasheets, dense tensor-core figures for fp16/bf16.
-DATASHEET_PEAK_FLOPS = {
-    "V100": {"float32": 15.7e12, "float16": 125e12},
-    "A100": {"float32": 19.5e12, "float16": 312e12, "bfloat16": 312e12},
-    "H100": {"float32": 67e12, "float16": 989e12, "bfloat16": 989e12},
-    "H200": {"float32": 67e12, "float16": 989e12, "bfloat16": 989e12},
-}
+from .cost_model import DTYPE_ALIASES, device_spec
 
 
 def datasheet_peak(device_name: str, dtype: str) -> float | None:
-    for key, peaks in DATASHEET_PEAK_FLOPS.items():
-        if key in device_name:
-            return peaks.get(dtype)
-    return None
+    """Data-sheet FLOP/s of a GPU of ``devices.yaml`` in ``dtype`` (fp16 / bf16 on tensor cores), else None."""
+    try:
+        peak = device_spec(device_name).peak_flops.get(DTYPE_ALIASES.get(dtype, dtype))
+    except ValueError:
+        return None
+    return float(peak) if peak is not None else None
+
+
+def datasheet_bandwidth(device_name: str) -> float | None:
+    try:
+        return device_spec(device_name).bandwidth
+    except ValueError:
+        return None
+
+
+def _sync(device: str):
+    return torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
 
 def measured_matmul_peak(device: str = "cpu", dtype: str = "float32", size: int = 2048, repeats: int = 5) -> float:
@@ -31,7 +39,7 @@ def measured_matmul_peak(device: str = "cpu", dtype: str = "float32", size: int 
     torch_dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
     a = torch.randn(size, size, device=device, dtype=torch_dtype)
     b = torch.randn(size, size, device=device, dtype=torch_dtype)
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    sync = _sync(device)
     a @ b
     sync()
     best = float("inf")
@@ -43,9 +51,33 @@ def measured_matmul_peak(device: str = "cpu", dtype: str = "float32", size: int 
     return 2 * size**3 / best
 
 
+def measured_copy_bandwidth(device: str = "cpu", megabytes: int = 128, repeats: int = 5) -> float:
+    """Best bytes/s of copying a ``megabytes`` float32 tensor into another (read + write counted)."""
+    source = torch.ones(megabytes * 2**20 // 4, device=device)
+    target = torch.empty_like(source)
+    sync = _sync(device)
+    target.copy_(source)
+    sync()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        target.copy_(source)
+        sync()
+        best = min(best, time.perf_counter() - start)
+    return 2 * source.numel() * source.element_size() / best
+
+
 def peak_flops(device: str, device_name: str, dtype: str) -> tuple[float, str]:
     """(peak FLOP/s, where it comes from: 'datasheet' or 'measured matmul')."""
-    peak = datasheet_peak(device_name, dtype)
+    peak = datasheet_peak(device_name, dtype) if device.startswith("cuda") else None
     if peak is not None:
         return peak, "datasheet"
     return measured_matmul_peak(device, dtype), "measured matmul"
+
+
+def memory_bandwidth(device: str, device_name: str) -> tuple[float, str]:
+    """(bytes/s, where it comes from: 'datasheet' or 'measured copy')."""
+    bandwidth = datasheet_bandwidth(device_name) if device.startswith("cuda") else None
+    if bandwidth is not None:
+        return bandwidth, "datasheet"
+    return measured_copy_bandwidth(device), "measured copy"

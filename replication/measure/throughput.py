@@ -6,19 +6,24 @@ repeated and reported as median and spread. Every result carries what affects it
 dtype, memory format, compile, batch, input size, threads.
 
 The batch size is never changed behind the caller's back (timm's benchmark halves it on OOM): an
-out-of-memory batch raises :class:`ThroughputError`, and :func:`measure_rows` records it as a row with
-``status="oom"`` and the batch that was asked for.
+out-of-memory batch raises :class:`ThroughputError` with ``out_of_memory=True``, and the experiments
+record it as a row with ``status="oom"`` and the batch that was asked for. Out of memory means any of:
+CUDA's ``OutOfMemoryError``, the CPU allocator's "can't allocate memory", Python's ``MemoryError``, or an
+input batch larger than the memory the device has free (checked before allocating it, so that the
+kernel's OOM killer never ends the process without a row).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import platform
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 from torch import nn
@@ -50,6 +55,7 @@ class ThroughputConfig:
     dtype: str = "float32"          # float16 / bfloat16 run under autocast
     channels_last: bool = False
     compile: bool = False
+    compile_backend: str = "inductor"  # torch.compile backend; "eager" checks the code path without codegen
     threads: int | None = None      # CPU threads; None keeps torch's setting
 
     def __post_init__(self) -> None:
@@ -93,42 +99,84 @@ def environment(config: ThroughputConfig) -> dict[str, object]:
         "device": config.device, "device_name": device_name(config.device),
         "torch_version": torch.__version__, "cuda_version": torch.version.cuda if cuda else "",
         "cudnn_version": torch.backends.cudnn.version() if cuda else "", "dtype": config.dtype,
-        "channels_last": config.channels_last, "compile": config.compile, "batch_size": config.batch_size,
+        "channels_last": config.channels_last, "compile": config.compile,
+        "compile_backend": config.compile_backend if config.compile else "", "batch_size": config.batch_size,
         "input_size": "x".join(map(str, config.input_size)), "threads": torch.get_num_threads(),
         "warmup": config.warmup, "iters": config.iters, "repeats": config.repeats,
     }
 
 
-def _is_oom(error: BaseException) -> bool:
-    return isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in str(error).lower()
+_OOM_TYPES = (getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError), MemoryError)
+# What the allocators say: CUDA ("CUDA out of memory"), the CPU ("DefaultCPUAllocator: can't allocate
+# memory ... Error code 12 (Cannot allocate memory)"), MPS ("MPS backend out of memory").
+_OOM_MESSAGES = ("out of memory", "can't allocate memory", "cannot allocate memory", "defaultcpuallocator")
 
 
-def _synchronizer(device: str) -> Callable[[], None]:
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` says that an allocation failed, on any device."""
+    return isinstance(error, _OOM_TYPES) or any(text in str(error).lower() for text in _OOM_MESSAGES)
+
+
+def synchronizer(device: str) -> Callable[[], None]:
+    """A function that waits for the device's queued kernels (CUDA); a no-op on the CPU, which is synchronous."""
     if device.startswith("cuda"):
         return lambda: torch.cuda.synchronize(torch.device(device))
     return lambda: None
 
 
-def prepare(model: nn.Module, config: ThroughputConfig) -> tuple[nn.Module, torch.Tensor]:
+def available_memory(device: str) -> int | None:
+    """Bytes the device can still allocate (CUDA: free memory; CPU: MemAvailable), None if unknown."""
+    if device.startswith("cuda"):
+        return int(torch.cuda.mem_get_info(torch.device(device))[0])
+    if device == "cpu":
+        try:
+            with open("/proc/meminfo") as handle:
+                for line in handle:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return None
+
+
+def out_of_memory_error(name: str, config: ThroughputConfig, detail: str = "") -> ThroughputError:
+    extra = f" ({detail})" if detail else ""
+    return ThroughputError(f"{name}: batch {config.batch_size} of {config.input_size} does not fit in {config.device} "
+                           f"memory{extra}; the batch size is not changed automatically", out_of_memory=True)
+
+
+def _release(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+
+
+def prepare(model: nn.Module, config: ThroughputConfig, name: str = "model") -> tuple[nn.Module, torch.Tensor]:
     """A copy of the model in eval mode on the device (memory format, compile applied) and one batch.
 
-    The caller's model is left as it is (device, mode and memory format).
+    The caller's model is left as it is (device, mode and memory format). An input batch larger than
+    the device's free memory is refused before it is allocated (:class:`ThroughputError`, out of memory).
     """
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     if config.device.startswith("cuda"):
         torch.backends.cudnn.benchmark = True
+    needed = config.batch_size * math.prod(config.input_size) * torch.finfo(torch.float32).bits // 8
+    free = available_memory(config.device)
+    if free is not None and needed > free:
+        raise out_of_memory_error(name, config, f"the input batch alone needs {needed / 2**30:.3g} GiB, "
+                                                f"{free / 2**30:.3g} GiB is available")
     model = copy.deepcopy(model).eval().to(config.device)
     x = torch.randn(config.batch_size, *config.input_size, device=config.device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     if config.compile:
-        model = torch.compile(model)
+        model = cast(nn.Module, torch.compile(model, backend=config.compile_backend))
     return model, x
 
 
-def _autocast(config: ThroughputConfig) -> contextlib.AbstractContextManager:
+def autocast(config: ThroughputConfig) -> contextlib.AbstractContextManager:
+    """Autocast to ``config.dtype`` on the config's device type (CUDA or CPU); nothing for float32."""
     if config.dtype == "float32":
         return contextlib.nullcontext()
     device_type = "cuda" if config.device.startswith("cuda") else "cpu"
@@ -141,7 +189,7 @@ def check_input(model: nn.Module, x: torch.Tensor, name: str) -> None:
     try:
         model(x)
     except RuntimeError as error:
-        if _is_oom(error):
+        if is_out_of_memory(error):
             raise
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ThroughputError(f"{name} cannot take input {tuple(x.shape)}: {first[:300]}") from None
@@ -154,12 +202,12 @@ def measure_throughput(model: nn.Module, config: ThroughputConfig = ThroughputCo
     Per repeat: ``warmup`` untimed batches, then ``iters`` batches in one timed region (synchronised on
     CUDA). Raises :class:`ThroughputError` if the input size does not fit the model or memory runs out.
     """
-    model, x = prepare(model, config)
-    sync = _synchronizer(config.device)
+    sync = synchronizer(config.device)
     per_repeat: list[float] = []
     timed = 0
     try:
-        with torch.inference_mode(), _autocast(config):
+        model, x = prepare(model, config, name)
+        with torch.inference_mode(), autocast(config):
             check_input(model, x, name)
             for _ in range(config.repeats):
                 for _ in range(config.warmup):
@@ -171,14 +219,11 @@ def measure_throughput(model: nn.Module, config: ThroughputConfig = ThroughputCo
                     timed += 1
                 sync()
                 per_repeat.append(timer() - start)
-    except RuntimeError as error:
-        if isinstance(error, ThroughputError) or not _is_oom(error):
+    except (RuntimeError, MemoryError) as error:
+        if isinstance(error, ThroughputError) or not is_out_of_memory(error):
             raise
-        if config.device.startswith("cuda"):
-            torch.cuda.empty_cache()
-        raise ThroughputError(f"{name}: batch {config.batch_size} of {config.input_size} does not fit in "
-                              f"{config.device} memory (the batch size is not changed automatically)",
-                              out_of_memory=True) from None
+        _release(config.device)
+        raise out_of_memory_error(name, config) from None
     rates = [config.batch_size * config.iters / seconds for seconds in per_repeat]
     median_seconds = statistics.median(per_repeat)
     return ThroughputResult(images_per_sec=statistics.median(rates), images_per_sec_min=min(rates),

@@ -117,6 +117,11 @@ def pruning(csv: str | os.PathLike, stem: str | os.PathLike) -> list[Path]:
             ax.axhline(frame["top1_unpruned"].mean(), color="black", linestyle="--", linewidth=1,
                        label="trained ResNet 18, unpruned")
             ax.axhline(10.0, color="grey", linestyle=":", linewidth=1, label="chance")
+    if "speedup_vs_unpruned_unstable" in frame:  # a wide speed CI is never shown as a clean point
+        unstable = frame["speedup_vs_unpruned_unstable"].astype(str).str.lower().isin(["true", "1"])
+        if unstable.any():
+            left.text(0.02, 0.02, f"{int(unstable.sum())} of {len(frame)} speed ratios unstable (CI wider than +-5 %)",
+                      transform=left.transAxes, fontsize=7, color="firebrick")
     device = frame["device_name"].iloc[0] if "device_name" in frame else frame["device"].iloc[0]
     seeds = frame["seed"].nunique() if "seed" in frame else 1
     left.set(xlabel=f"speed relative to the unpruned ResNet 18 ({device}, batch {frame['batch_size'].iloc[0]})",
@@ -176,21 +181,27 @@ def _seed_curves(paths: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def finetune(curves: dict[str, list[str]], base_metrics: list[str], stem: str | os.PathLike) -> list[Path]:
-    """Figure 9: top-1 per fine-tuning epoch (epoch 0: the converted model before any step), with BN
-    and without BN, mean and 95 % CI over seeds, against the base runs' final accuracy."""
+def finetune(curves: dict[str, dict[str, list[str]]], base_metrics: dict[str, list[str]],
+             stem: str | os.PathLike) -> list[Path]:
+    """Figure 9, one panel per base network (the paper's ResNet 18 and 34): top-1 per fine-tuning epoch
+    (epoch 0: the converted model before any step), with BN and without BN, mean and 95 % CI over seeds,
+    against the base runs' final accuracy.
+
+    ``curves`` maps a panel title to {curve label: per-seed metrics CSVs}; ``base_metrics`` maps the same
+    titles to the base runs' per-seed metrics CSVs."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    profile = ""
-    for label, paths in curves.items():
-        frame = _seed_curves(paths)
-        profile = f"{_profile_title(frame)}, {int(frame['n'].max())} seed(s)"
-        line, = ax.plot(frame["epoch"], frame["mean"], marker="o", label=label)
-        ax.fill_between(frame["epoch"], frame["low"], frame["high"], color=line.get_color(), alpha=0.2)
-    base = [float(pd.read_csv(path)["top1"].iloc[-1]) for path in base_metrics]
-    ax.axhline(sum(base) / len(base), color="black", linestyle="--",
-               label="trained ResNet before conversion (mean over seeds)")
-    ax.set(xlabel="fine-tuning epoch", ylabel="top-1 (%)", title=profile)
-    ax.legend()
+    fig, axes = plt.subplots(1, len(curves), figsize=(6 * len(curves), 4), squeeze=False)
+    for ax, (title, panel) in zip(axes[0], curves.items()):
+        scope = ""
+        for label, paths in panel.items():
+            frame = _seed_curves(paths)
+            scope = f"{_profile_title(frame)}, {int(frame['n'].max())} seed(s)"
+            line, = ax.plot(frame["epoch"], frame["mean"], marker="o", label=label)
+            ax.fill_between(frame["epoch"], frame["low"], frame["high"], color=line.get_color(), alpha=0.2)
+        base = [float(pd.read_csv(path)["top1"].iloc[-1]) for path in base_metrics[title]]
+        ax.axhline(sum(base) / len(base), color="black", linestyle="--",
+                   label=f"trained {title} before conversion (mean over seeds)")
+        ax.set(xlabel="fine-tuning epoch", ylabel="top-1 (%)", title=f"{title}: {scope}")
+        ax.legend(fontsize="small")
     fig.tight_layout()
     return _save(fig, stem)

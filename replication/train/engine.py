@@ -16,6 +16,7 @@ import os
 import random
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,8 @@ from tqdm.auto import tqdm
 from .. import zoo
 from ..data import DataConfig, build_datasets
 from ..results import append_rows_atomic, write_csv_atomic
-from .checkpoint import (CheckpointError, ModelSpec, load_training_checkpoint, plain_values as _plain,
-                         restore_rng_state, rng_state, save_atomic)
+from .checkpoint import CheckpointError, ModelSpec, load_training_checkpoint, restore_rng_state, rng_state, save_atomic
+from .checkpoint import plain_values as _plain
 from .presets import Preset, get_preset
 
 
@@ -59,6 +60,31 @@ class TrainConfig:
     @property
     def recipe(self) -> Preset:
         return get_preset(self.preset, **self.overrides)
+
+    @classmethod
+    def from_mapping(cls, run: Mapping[str, Any], training: Mapping[str, Any], data: Mapping[str, Any], *,
+                     dataset: str, output_dir: str | os.PathLike, profile: str, seed: int | None = None,
+                     finetune: bool = False, **fields: Any) -> TrainConfig:
+        """The config of a workflow run: its ``runs.<name>`` entry, the ``training`` and ``data`` sections.
+
+        ``seed`` defaults to ``training.seed``. With ``finetune``, the recipe is ``training.finetune_preset``
+        with ``finetune_overrides`` on top of the overrides; ``fields`` set any other field (``model``)."""
+        seed = int(training.get("seed", 0)) if seed is None else seed
+        values: dict[str, Any] = {"model": run["model"], "data": DataConfig.from_mapping(data, dataset, seed),
+                                  "output_dir": str(output_dir), "seed": seed, "profile": profile,
+                                  "workers": int(training.get("workers", 0))}
+        if finetune:  # the converted network trains with the fine-tuning recipe, and no sparsity term
+            values.update(preset=training.get("finetune_preset", "cifar_finetune"),
+                          overrides={**training.get("overrides", {}), **training.get("finetune_overrides", {})})
+        else:
+            values.update(preset=run.get("preset", training.get("preset", "embedded")),
+                          overrides={**training.get("overrides", {}), **run.get("overrides", {})},
+                          sparsity=float(run.get("sparsity", 0.0)),
+                          model_kwargs=dict(run.get("model_kwargs", {}) or {}),
+                          shortcut_batchnorms=bool(run.get("shortcut_batchnorms", False)))
+        if training.get("device"):
+            values["device"] = training["device"]
+        return cls(**{**values, **fields})
 
 
 def _distributed() -> tuple[int, int]:
@@ -254,12 +280,16 @@ def train(config: TrainConfig, model: nn.Module | None = None) -> dict[str, Any]
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         seconds = time.perf_counter() - started
+        if world > 1:  # the epoch's training loss / accuracy over every process's shard, as one process sees them
+            totals = torch.tensor([loss_sum, correct, seen], dtype=torch.float64, device=device)
+            dist.all_reduce(totals)
+            loss_sum, correct, seen = totals[0].item(), int(totals[1].item()), int(totals[2].item())
         if is_main:
             metrics = evaluate(model, test_loader, device, channels_last=channels_last, amp=config.amp)
             last = {**context, "epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / max(seen, 1),
                     "train_top1": 100.0 * correct / max(seen, 1), "test_loss": metrics["loss"],
                     "top1": metrics["top1"], "top5": metrics["top5"], "seconds": seconds,
-                    "train_images_per_sec": seen * world / seconds}
+                    "train_images_per_sec": seen / seconds}
             append_rows_atomic([last], metrics_path)
             print(f"{config.model} epoch {epoch + 1}/{recipe.epochs}: train loss {last['train_loss']:.4f}, "
                   f"test top-1 {last['top1']:.2f} %, {seconds:.1f} s", flush=True)

@@ -9,8 +9,10 @@ from replication.claims.ledger import LedgerError
 from replication.claims.verdicts import KINDS, matched_difference
 
 CONFIG = {"profile": "synthetic", "datasets": ["fashion_mnist"], "imagenet": False,
-          "runs": {"resnet_d21": {"model": "m", "model_kwargs": {"channels": [8, 16, 32, 64]}}},
-          "experiments": {"finetune": {"base": "resnet18"}}, "throughput": {"device": "cpu"}}
+          "runs": {"resnet_d21": {"model": "m", "model_kwargs": {"channels": [8, 16, 32, 64]}},
+                   "resnet18": {"model": "m", "label": "ResNet 18", "model_kwargs": {"channels": [8, 16, 32, 64]}},
+                   "resnet34": {"model": "m", "label": "ResNet 34", "model_kwargs": {"channels": [8, 16, 32, 64]}}},
+          "experiments": {"finetune": {"bases": ["resnet18", "resnet34"]}}, "throughput": {"device": "cpu"}}
 CONTEXT = {"dataset": "fashion_mnist", "image_size": 28, "train_samples": 1000, "test_samples": 500, "epochs": 3,
            "device": "cpu", "num_classes": 10}
 
@@ -136,3 +138,29 @@ def test_exactness_fails_on_one_failed_check(tmp_path):
     assert row["verdict"] == "not reproduced" and "failed: b" in row["note"]
     pd.DataFrame(rows[:1]).to_csv(tmp_path / "exactness" / "exactness.csv", index=False)
     assert _verdicts(tmp_path, "exact_resnet_type2").iloc[0]["verdict"] == "exact"
+
+
+def _write_finetune(root, base, mode, finals, start=80.0):
+    for seed, final in enumerate(finals):
+        folder = root / "finetune" / "fashion_mnist" / base / mode / f"seed{seed}"
+        folder.mkdir(parents=True)
+        pd.DataFrame([{"epoch": epoch, "top1": top1, **CONTEXT} for epoch, top1 in
+                      enumerate([start, (start + final) / 2, final])]).to_csv(folder / "metrics.csv", index=False)
+
+
+def test_finetune_gives_one_verdict_per_base(tmp_path):
+    """Figure 9 has a ResNet 18 and a ResNet 34 panel: each base network is judged on its own."""
+    _write_finetune(tmp_path, "resnet18", "bn", [85.0, 85.4, 85.2])
+    _write_finetune(tmp_path, "resnet18", "fused", [82.0, 82.5, 81.9])
+    _write_finetune(tmp_path, "resnet34", "bn", [83.0, 83.4, 83.2])
+    _write_finetune(tmp_path, "resnet34", "fused", [84.0, 84.5, 84.3])
+    rows = _verdicts(tmp_path, "finetune_bn_beats_fused")
+    assert list(rows["verdict"]) == ["reproduced", "not reproduced"]
+    assert rows["scope"].str.startswith("ResNet 18").iloc[0] and rows["scope"].str.startswith("ResNet 34").iloc[1]
+    assert rows["n_seeds"].tolist() == [3, 3]
+    assert rows["evidence_csv"].tolist() == ["finetune/fashion_mnist/resnet18/", "finetune/fashion_mnist/resnet34/"]
+
+
+def test_finetune_without_results_is_not_run(tmp_path):
+    rows = _verdicts(tmp_path, "finetune_bn_beats_start")
+    assert set(rows["verdict"]) == {"not run in this profile"}

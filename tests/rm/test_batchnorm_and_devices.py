@@ -1,7 +1,6 @@
 """BatchNorms without affine parameters or without running statistics, and models on the meta device."""
 
 import pytest
-import timm
 import torch
 import torchvision
 from torch import nn

@@ -74,7 +74,8 @@ def test_checkpoint_without_a_model_record_asks_for_model(tmp_path, capsys):
     assert cli.main(["convert", "--checkpoint", str(path)]) == 2
     err = capsys.readouterr().err
     assert f"{path} does not record which model it holds" in err and "name it with --model" in err
-    assert cli.main(["convert", "--checkpoint", str(path), "--model", "torchvision:resnet18", "--input-size", "32"]) == 0
+    assert cli.main(["convert", "--checkpoint", str(path), "--model", "torchvision:resnet18",
+                     "--input-size", "32"]) == 0
 
 
 def test_checkpoint_written_before_specs_were_recorded_is_rebuilt_from_its_config(trained, tmp_path, capsys):
@@ -103,15 +104,17 @@ def _copy_of(trained, tmp_path):
 def test_resume_with_other_model_kwargs_is_a_mismatch_not_a_size_error(trained, shared_fashion_root, tmp_path):
     """The checkpoint's weights have other shapes: the settings must be compared before they are loaded."""
     run = _copy_of(trained, tmp_path)
-    with pytest.raises(ResumeMismatchError, match=r"model_kwargs: checkpoint .*'stem_width': 8.*now .*'stem_width': 16"):
+    expected = r"model_kwargs: checkpoint .*'stem_width': 8.*now .*'stem_width': 16"
+    with pytest.raises(ResumeMismatchError, match=expected):
         train(_config(shared_fashion_root, run, model_kwargs={"channels": [8, 16, 32, 64], "stem_width": 16},
                       overrides={"epochs": 2, "batch_size": 32}, extend=True))
 
 
 def test_resume_with_other_model_kwargs_from_the_command_line(trained, shared_fashion_root, capsys):
     code = cli.main(["train", "--model", "resnet18_cifar", "--model-kwargs", '{"stem_width": 16}', "--data-root",
-                     str(shared_fashion_root), "--image-size", "16", "--epochs", "1", "--batch-size", "32", "--train-subset",
-                     "64", "--test-subset", "32", "--device", "cpu", "--output-dir", str(trained.parent)])
+                     str(shared_fashion_root), "--image-size", "16", "--epochs", "1", "--batch-size", "32",
+                     "--train-subset", "64", "--test-subset", "32", "--device", "cpu",
+                     "--output-dir", str(trained.parent)])
     err = capsys.readouterr().err
     assert code == 2 and "model_kwargs: checkpoint" in err and "size mismatch" not in err
 
@@ -130,7 +133,8 @@ def test_corrupt_latest_checkpoint_says_how_to_start_over(trained, shared_fashio
     assert torch.load(path, weights_only=True)["epoch"] == 0
 
 
-@pytest.mark.parametrize("field, value", [("batch_size", 0), ("epochs", "two"), ("epochs", -1), ("lr", float("nan")), ("lr", "fast")])
+@pytest.mark.parametrize("field, value", [("batch_size", 0), ("epochs", "two"), ("epochs", -1), ("lr", float("nan")),
+                                          ("lr", "fast")])
 def test_recipe_values_that_cannot_train_are_named(field, value):
     from replication.train import get_preset
 

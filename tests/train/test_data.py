@@ -3,8 +3,14 @@
 import pytest
 import torch
 
-from replication.data import (DataConfig, DatasetFormatError, DatasetNotFoundError, FashionMNIST, build_datasets,
-                              read_idx)
+from replication.data import (
+    DataConfig,
+    DatasetFormatError,
+    DatasetNotFoundError,
+    FashionMNIST,
+    build_datasets,
+    read_idx,
+)
 
 
 def test_fashion_mnist_idx_files_are_read(fashion_root):
@@ -133,7 +139,7 @@ def test_cifar_label_out_of_range_names_the_batch_file(cifar_root):
     batch = pickle.loads(path.read_bytes())
     batch["labels"][5] = 200
     path.write_bytes(pickle.dumps(batch))
-    with pytest.raises(DatasetFormatError, match=rf"data_batch_3: label 200 at index 5 is outside the 10 classes"):
+    with pytest.raises(DatasetFormatError, match=r"data_batch_3: label 200 at index 5 is outside the 10 classes"):
         build_datasets(DataConfig("cifar10", root=str(cifar_root), verify_checksums=False))
 
 

@@ -1,4 +1,4 @@
-"""The Snakemake workflow: config validation, the paper plan, and a missing dataset, without training."""
+"""The Snakemake workflow: config validation, the paper plan, a missing dataset, logs and resume."""
 
 import shutil
 import subprocess
@@ -150,3 +150,50 @@ def test_killed_training_job_resumes_from_its_checkpoint(tmp_path):
     assert "epoch 1/3" not in log and "epoch 3/3" in log  # resumed, not restarted
     assert list(pd.read_csv(work / target)["epoch"]) == [1, 2, 3]
 
+
+
+def _work_copy(tmp_path):
+    work = tmp_path / "work"
+    shutil.copytree(ROOT, work, ignore=shutil.ignore_patterns(".venv", "results", "runs", "figures", "logs",
+                                                               ".snakemake", "benchmarks", ".git"))
+    return work
+
+
+def test_failed_job_leaves_its_traceback_in_its_log(tmp_path):
+    """Every job is a shell step whose stdout and stderr go to its {log}: a failure is diagnosable."""
+    work = _work_copy(tmp_path)
+    config = _config_with(tmp_path, profile="broken")
+    for run in ("resnet18_in", "repvgg18_in"):  # Table 3's runs, 'trained' into files that are not metrics
+        metrics = work / f"results/broken/train/fashion_mnist/{run}/seed0/metrics.csv"
+        metrics.parent.mkdir(parents=True)
+        metrics.write_text("not,metrics\n1,2\n")
+    result = _snakemake("--cores", "1", "--configfile", str(config), "--",
+                        "results/broken/table3/fashion_mnist/summary.csv", cwd=work)
+    assert result.returncode != 0
+    log = (work / "logs/broken/summary/table3_fashion_mnist.log").read_text()
+    assert "Traceback (most recent call last)" in log and "KeyError" in log and "top1" in log
+    assert "[workflow step summary]" in log  # the step and its arguments head the log
+
+
+def test_every_rule_is_a_logged_shell_step():
+    """No `run:` blocks (they execute inside the scheduler, and their logs stay empty)."""
+    rules = [*(ROOT / "workflow" / "rules").glob("*.smk"), ROOT / "Snakefile"]
+    for path in rules:
+        text = path.read_text()
+        assert "\n    run:" not in text, f"{path.name} has a run: block"
+        for block in text.split("\nrule ")[1:]:
+            if "\n    shell:" in block:
+                assert "> {log} 2>&1" in block, f"{path.name}: rule {block.split(':')[0]} does not log to {{log}}"
+            else:
+                assert block.split(":")[0] == "all", f"{path.name}: rule {block.split(':')[0]} has no shell step"
+
+
+def test_a_profile_config_is_not_merged_over_the_embedded_one():
+    """paper.yaml is complete on its own: its runs keep the paper's widths and recipe, not the embedded
+    config's 1/8 widths and 2-epoch overrides."""
+    result = _snakemake("-n", "--configfile", "config/paper.yaml", "--",
+                        "results/paper/train/cifar10/resnet34/seed0/metrics.csv")
+    assert result.returncode == 0, result.stderr[-2000:]
+    payload = result.stdout[result.stdout.index("--payload"):].split("--dataset")[0]
+    assert '"model_kwargs": {}' in payload and '"overrides": {}' in payload
+    assert "[8, 16, 32, 64]" not in payload and '"epochs": 2' not in payload

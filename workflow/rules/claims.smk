@@ -1,0 +1,21 @@
+# Verdicts: every claim of the ledger (replication/paper/claims.yaml) judged from this profile's CSVs.
+
+
+rule claims:
+    input:
+        RESULT_FILES,
+        f"{RESULTS}/counts/counts_vs_paper.csv",
+        "replication/paper/claims.yaml",
+    output:
+        csv=f"{RESULTS}/claims.csv",
+        table=report(f"{FIGURES}/tables/claims.md", category="Claims", caption="../report/claims.rst"),
+    log:
+        f"{LOGS}/claims.log",
+    conda:
+        "../../environment.yml"
+    params:
+        step=STEP,
+        args=lambda wildcards, output: step_args(results_dir=RESULTS, config=config, csv=output.csv,
+                                                 table=output.table),
+    shell:
+        "{params.step} claims {params.args} > {log} 2>&1"

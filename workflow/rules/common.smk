@@ -1,0 +1,169 @@
+# Paths, run lists and helpers shared by every stage. Nothing here imports torch: each job runs in its
+# own process through STEP (python -m replication.workflow_steps), which logs to the rule's {log}.
+
+import json
+import shlex
+import subprocess
+import sys
+
+from snakemake.exceptions import WorkflowError
+
+
+PROFILE = config["profile"]
+RESULTS = f"results/{PROFILE}"
+RUNS = f"runs/{PROFILE}"
+FIGURES = f"figures/{PROFILE}"
+LOGS = f"logs/{PROFILE}"
+BENCH = f"benchmarks/{PROFILE}"
+DATASETS = config["datasets"]
+EXP = config["experiments"]
+SEEDS = config["training"].get("seeds") or [config["training"].get("seed", 0)]
+PYTHON = shlex.quote(sys.executable)  # the interpreter running this workflow, not whatever is on PATH
+STEP = f"{PYTHON} -m replication.workflow_steps"
+
+
+wildcard_constraints:
+    dataset="[a-z0-9_]+",
+    run="[A-Za-z0-9_]+",
+    base="[A-Za-z0-9_]+",
+    mode="bn|fused",
+    seed="[0-9]+",
+
+
+def step_args(**arguments):
+    """A step's keyword arguments as one shell-quoted JSON argument."""
+    return shlex.quote(json.dumps(arguments, sort_keys=True))
+
+
+def gpu(device):
+    """The `gpu` resource of a rule whose work runs on `device` (a rule asks only for its own device)."""
+    return {"gpu": 1} if str(device or "").startswith("cuda") else {}
+
+
+def timing(device):
+    """Resources of a timing rule: the one `timing` unit (profiles set `resources: [timing=1]`), so no two
+    timing jobs run at once on any executor, and the `gpu` of its device. (`threads: workflow.cores`
+    also keeps every other job off the machine while one runs locally.)"""
+    return {"timing": 1, **gpu(device)}
+
+
+def training_resources():
+    """What one training job asks a cluster for: per process (torchrun's --nproc_per_node, else 1) one
+    CPU plus one per data-loading worker (SLURM's cpus_per_task), and one GPU on a CUDA device."""
+    words = config["training"].get("launcher", "python").replace("=", " ").split()
+    processes = 1
+    for flag, value in zip(words, words[1:]):
+        if flag in ("--nproc_per_node", "--nproc-per-node") and value.isdigit():
+            processes = int(value)
+    cpus = processes * (1 + int(config["training"].get("workers") or 0))
+    resources = {"cpus_per_task": cpus} if cpus > 1 else {}
+    if gpu(config["training"].get("device")):
+        resources["gpu"] = processes
+    return resources
+
+
+def run_step(name, **arguments):
+    """Run a check step in a subprocess (torch stays out of the scheduler); its message stops the run."""
+    result = subprocess.run([sys.executable, "-m", "replication.workflow_steps", name, json.dumps(arguments)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        message = [line for line in result.stderr.splitlines() if not line.startswith("[workflow step")]
+        raise WorkflowError("\n".join(message) or f"workflow step {name} failed")
+
+
+if workflow.is_main_process:  # jobs re-parsing this file on a cluster node skip the check
+    # Model names and run references are checked before any job starts (the schema cannot see them).
+    run_step("check_config", config=config)
+
+
+onstart:
+    # A missing dataset stops the run here, with the data layer's message, before any long job starts.
+    run_step("check_datasets", data=config["data"], datasets=DATASETS + (["imagenet"] if config.get("imagenet") else []))
+
+
+def checkpoint_dir(dataset, run, seed):
+    return f"{RUNS}/{dataset}/{run}/seed{seed}"
+
+
+def trained(run):
+    """Input function: the metrics of a finished training run (its checkpoint sits in checkpoint_dir)."""
+    return lambda wildcards: f"{RESULTS}/train/{wildcards.dataset}/{run}/seed{wildcards.seed}/metrics.csv"
+
+
+def metrics_of(runs, dataset):
+    return [f"{RESULTS}/train/{dataset}/{run}/seed{seed}/metrics.csv" for run in runs for seed in SEEDS]
+
+
+def experiment_runs(experiment, dataset):
+    """Runs of an experiment; Table 1 on ImageNet has its own list (experiments.imagenet_sota)."""
+    if experiment == "sota" and dataset == "imagenet":
+        return EXP.get("imagenet_sota", [])
+    return EXP[experiment]
+
+
+def sota_datasets():
+    """Datasets with Table 1 accuracy runs (none when experiments.sota is empty: those claims are then
+    'not run in this profile')."""
+    cifar = DATASETS if EXP["sota"] else []
+    return cifar + (["imagenet"] if config.get("imagenet") and EXP.get("imagenet_sota") else [])
+
+
+def table3_datasets():
+    return ["imagenet"] if config.get("imagenet") else DATASETS
+
+
+def training_payload(wildcards):
+    """The run's spec and the shared settings, as one JSON argument for the training entry point."""
+    training = dict(config["training"])
+    if wildcards.dataset == "imagenet":
+        training["preset"] = training.get("imagenet_preset", "imagenet_repvgg")
+    payload = {"run": config["runs"][wildcards.run], "data": config["data"], "training": training,
+               "profile": PROFILE}
+    return shlex.quote(json.dumps(payload))
+
+
+def launcher():
+    """This workflow's interpreter, or torchrun through it (training.launcher: 'torchrun --nproc_per_node 4')."""
+    configured = config["training"].get("launcher", "python")
+    if configured == "python":
+        return PYTHON
+    if configured.startswith("torchrun"):
+        return f"{PYTHON} -m torch.distributed.run{configured[len('torchrun'):]}"
+    return configured
+
+
+def finetune_bases(dataset):
+    """Figure 9's panels: base run label -> that run's per-seed metrics."""
+    return {config["runs"][base]["label"]: metrics_of([base], dataset) for base in EXP["finetune"]["bases"]}
+
+
+RESULT_FILES = [  # results are targets too: deleting one regenerates it and whatever reads it
+    f"{RESULTS}/counts/model_counts.csv",
+    f"{RESULTS}/exactness/exactness.csv",
+    f"{RESULTS}/speed/pairs.csv",
+    f"{RESULTS}/throughput/throughput.csv",
+    f"{RESULTS}/ablation/speed.csv",
+    *expand(f"{RESULTS}/sota/{{dataset}}/summary.csv", dataset=sota_datasets()),
+    *expand(f"{RESULTS}/depth_study/{{dataset}}/summary.csv", dataset=DATASETS),
+    *expand(f"{RESULTS}/table3/{{dataset}}/summary.csv", dataset=table3_datasets()),
+    *expand(f"{RESULTS}/mobilenet/{{dataset}}.csv", dataset=DATASETS),
+    *expand(f"{RESULTS}/pruning/{{dataset}}.csv", dataset=DATASETS),
+    *expand(f"{RESULTS}/finetune/{{dataset}}/{{base}}/{{mode}}/seed{{seed}}/metrics.csv", dataset=DATASETS,
+            base=EXP["finetune"]["bases"], mode=EXP["finetune"]["modes"], seed=SEEDS),
+]
+FIGURE_FILES = [
+    f"{FIGURES}/fig5_depth_study.png",
+    f"{FIGURES}/fig7_ablation.png",
+    f"{FIGURES}/roofline.png",
+    *expand(f"{FIGURES}/fig6_pruning_{{dataset}}.png", dataset=DATASETS),
+    *expand(f"{FIGURES}/fig9_finetune_{{dataset}}.png", dataset=DATASETS),
+]
+TABLE_FILES = [
+    f"{FIGURES}/tables/claims.md",
+    f"{FIGURES}/tables/counts_vs_paper.md",
+    f"{FIGURES}/tables/throughput.md",
+    f"{FIGURES}/tables/table4_structure.md",
+    *expand(f"{FIGURES}/tables/table1_{{dataset}}.md", dataset=sota_datasets()),
+    *expand(f"{FIGURES}/tables/table2_{{dataset}}.md", dataset=DATASETS),
+    *expand(f"{FIGURES}/tables/table3_{{dataset}}.md", dataset=table3_datasets()),
+]

@@ -1,0 +1,35 @@
+# Counts and exactness: params / MACs of every table row against the paper, and the RM conversions
+# checked to float tolerance. Untrained models, no data.
+
+
+rule counts:
+    output:
+        counts=f"{RESULTS}/counts/model_counts.csv",
+        comparison=f"{RESULTS}/counts/counts_vs_paper.csv",
+        table=report(f"{FIGURES}/tables/counts_vs_paper.md", category="Tables", caption="../report/counts.rst"),
+    log:
+        f"{LOGS}/counts.log",
+    benchmark:
+        f"{BENCH}/counts.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        step=STEP,
+        args=lambda wildcards, output: step_args(counts_csv=output.counts, comparison_csv=output.comparison,
+                                                 table=output.table),
+    shell:
+        "{params.step} counts {params.args} > {log} 2>&1"
+
+
+rule exactness:
+    output:
+        f"{RESULTS}/exactness/exactness.csv",
+    log:
+        f"{LOGS}/exactness.log",
+    conda:
+        "../../environment.yml"
+    params:
+        step=STEP,
+        args=lambda wildcards, output: step_args(output=output[0], profile=PROFILE),
+    shell:
+        "{params.step} exactness {params.args} > {log} 2>&1"

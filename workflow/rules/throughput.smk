@@ -1,0 +1,74 @@
+# Timing: images/s of every table row, the paired speed ratios of the speed claims, and the Figure 7
+# ablation. A timing job takes every core (threads: workflow.cores), so nothing runs beside it, and the
+# exclusive `timing` resource, so no two timing jobs overlap on any executor. The cost model's
+# predictions (rule cost_model) time nothing and need neither.
+
+
+rule throughput:
+    output:
+        f"{RESULTS}/throughput/throughput.csv",
+    log:
+        f"{LOGS}/throughput.log",
+    benchmark:
+        f"{BENCH}/throughput.tsv"
+    threads: workflow.cores
+    resources:
+        **timing(config["throughput"].get("device")),
+    conda:
+        "../../environment.yml"
+    params:
+        step=STEP,
+        args=lambda wildcards, output, threads: step_args(output=output[0], throughput=config["throughput"],
+                                                          profile=PROFILE, threads=threads),
+    shell:
+        "{params.step} throughput {params.args} > {log} 2>&1"
+
+
+rule speed_pairs:
+    output:
+        f"{RESULTS}/speed/pairs.csv",
+    log:
+        f"{LOGS}/speed_pairs.log",
+    threads: workflow.cores
+    resources:
+        **timing(config["throughput"].get("device")),
+    conda:
+        "../../environment.yml"
+    params:
+        step=STEP,
+        args=lambda wildcards, output, threads: step_args(output=output[0], throughput=config["throughput"],
+                                                          profile=PROFILE, threads=threads),
+    shell:
+        "{params.step} speed_pairs {params.args} > {log} 2>&1"
+
+
+rule ablation:
+    output:
+        f"{RESULTS}/ablation/speed.csv",
+    log:
+        f"{LOGS}/ablation.log",
+    threads: workflow.cores
+    resources:
+        **timing(config["ablation"]["speed"].get("device")),
+    conda:
+        "../../environment.yml"
+    params:
+        step=STEP,
+        args=lambda wildcards, output, threads: step_args(output=output[0], ablation=config["ablation"],
+                                                          profile=PROFILE, threads=threads),
+    shell:
+        "{params.step} ablation {params.args} > {log} 2>&1"
+
+
+rule cost_model:
+    output:
+        f"{RESULTS}/throughput/predicted.csv",
+    log:
+        f"{LOGS}/cost_model.log",
+    conda:
+        "../../environment.yml"
+    params:
+        step=STEP,
+        args=lambda wildcards, output: step_args(output=output[0]),
+    shell:
+        "{params.step} cost_model {params.args} > {log} 2>&1"

@@ -1,0 +1,73 @@
+# Training: one job per (dataset, run, seed), resumable; the accuracy summaries over seeds; fine-tuning
+# the converted networks with and without BN (Figure 9).
+
+
+rule train:
+    # The checkpoint (RUNS/<dataset>/<run>/seed<k>/checkpoint.pt) is deliberately not an output:
+    # Snakemake deletes the outputs of a killed job, and the checkpoint is what the rerun resumes from.
+    output:
+        metrics=f"{RESULTS}/train/{{dataset}}/{{run}}/seed{{seed}}/metrics.csv",
+    log:
+        f"{LOGS}/train/{{dataset}}/{{run}}/seed{{seed}}.log",
+    benchmark:
+        f"{BENCH}/train/{{dataset}}/{{run}}/seed{{seed}}.tsv"
+    threads: 1
+    priority: 1  # training before the timing rules, which take every core
+    resources:
+        **training_resources(),
+    conda:
+        "../../environment.yml"
+    params:
+        payload=training_payload,
+        launcher=launcher(),
+        checkpoint_dir=lambda wildcards: checkpoint_dir(wildcards.dataset, wildcards.run, wildcards.seed),
+    shell:
+        "{params.launcher} -m replication.experiments train-run --payload {params.payload} "
+        "--dataset {wildcards.dataset} --metrics {output.metrics} --checkpoint-dir {params.checkpoint_dir} "
+        "--threads {threads} --seed {wildcards.seed} > {log} 2>&1"
+
+
+rule summary:
+    input:
+        lambda wildcards: metrics_of(experiment_runs(wildcards.experiment, wildcards.dataset), wildcards.dataset),
+    output:
+        summary=f"{RESULTS}/{{experiment}}/{{dataset}}/summary.csv",
+        seeds=f"{RESULTS}/{{experiment}}/{{dataset}}/seeds.csv",
+    log:
+        f"{LOGS}/summary/{{experiment}}_{{dataset}}.log",
+    wildcard_constraints:
+        experiment="sota|depth_study|table3",
+    conda:
+        "../../environment.yml"
+    params:
+        step=STEP,
+        args=lambda wildcards, input, output: step_args(metrics=list(input), runs=config["runs"],
+                                                        summary=output.summary, seeds=output.seeds),
+    shell:
+        "{params.step} summary {params.args} > {log} 2>&1"
+
+
+rule finetune:
+    input:
+        lambda wildcards: trained(wildcards.base)(wildcards),
+    output:  # the fine-tuning checkpoint is not an output either (see rule train)
+        metrics=f"{RESULTS}/finetune/{{dataset}}/{{base}}/{{mode}}/seed{{seed}}/metrics.csv",
+    log:
+        f"{LOGS}/finetune/{{dataset}}/{{base}}_{{mode}}/seed{{seed}}.log",
+    threads: 1
+    resources:
+        **gpu(config["training"].get("device")),
+    conda:
+        "../../environment.yml"
+    params:
+        step=STEP,
+        args=lambda wildcards, output: step_args(
+            run=config["runs"][wildcards.base],
+            base_checkpoint_dir=checkpoint_dir(wildcards.dataset, wildcards.base, wildcards.seed),
+            checkpoint_dir=checkpoint_dir(wildcards.dataset, f"finetune_{wildcards.base}_{wildcards.mode}",
+                                          wildcards.seed),
+            metrics=output.metrics, mode=wildcards.mode, dataset=wildcards.dataset, data=config["data"],
+            training=config["training"], calibration_batches=EXP["finetune"].get("calibration_batches", 8),
+            profile=PROFILE, seed=int(wildcards.seed)),
+    shell:
+        "{params.step} finetune {params.args} > {log} 2>&1"
