@@ -57,7 +57,8 @@ def _finish(layers: list[nn.Module], like: nn.Module | None, *, fuse_bn: bool, f
     return plain
 
 
-def _default_fuse_pointwise(model: nn.Module) -> bool:
+def default_fuse_pointwise(model: nn.Module) -> bool:
+    """Whether :func:`convert` fuses consecutive 1x1 convs (Eq. 4) by default: for MobileNetV2 only."""
     return isinstance(model, MobileNetV2)
 
 
@@ -94,7 +95,7 @@ def convert(model: nn.Module, downsample: DownsampleType = "dirac", *, fuse_bn: 
     working = copy.deepcopy(model).eval()
     layers = [layer for part in read_parts(working, downsample, fuse_bn) for layer in part.build().layers]
     if fuse_pointwise is None:
-        fuse_pointwise = _default_fuse_pointwise(model)
+        fuse_pointwise = default_fuse_pointwise(model)
     return _finish(layers, model, fuse_bn=fuse_bn, fuse_1x1=fuse_pointwise)
 
 
