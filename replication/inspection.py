@@ -74,6 +74,7 @@ class ModelReport:
     reserved: int = 0
     predicted_speedup: float | None = None
     device: str = "meta"
+    note: str = ""
     parts: list[PartReport] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -91,13 +92,16 @@ def parse_input_size(text: str | int) -> int:
     return size
 
 
-def build_model(name: str) -> tuple[nn.Module, str]:
-    """``name`` built without weights on the meta device (or the CPU if its constructor needs real tensors)."""
+def build_model(name: str, cpu_fallback: bool = True) -> tuple[nn.Module, str]:
+    """``name`` built without weights on the meta device, or on the CPU if its constructor needs real
+    tensors and ``cpu_fallback`` (else the constructor's error propagates)."""
     zoo.check_name(name)  # UnknownModelError with close matches, before any construction
     try:
         with torch.device("meta"):
             return zoo.create(name), "meta"
-    except Exception:  # noqa: BLE001  (a constructor that computes with tensors: build it for real)
+    except Exception:  # a constructor that computes with tensors: build it for real
+        if not cpu_fallback:
+            raise
         return zoo.create(name), "cpu"
 
 
@@ -128,18 +132,26 @@ class _Trace:
 
     def __init__(self, model: nn.Module, x: torch.Tensor) -> None:
         self.shapes: dict[int, torch.Size] = {}
+        self.total: int | None = None
+        self.flops: dict[str, int] = {}
+        self.counting_error = ""
+        root = type(model).__name__
+        self.names = {id(m): (f"{root}.{name}" if name else root) for name, m in model.named_modules()}
         hooks = [m.register_forward_pre_hook(self._record) for m in model.modules()]
         try:
-            with FlopCounterMode(display=False) as counter, torch.no_grad():
-                model(x)
+            try:
+                with FlopCounterMode(display=False) as counter, torch.no_grad():
+                    model(x)
+                self.total = _macs(counter)
+                self.flops = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
+            except Exception as error:  # noqa: BLE001  (the counter's module tracker fails on some models)
+                self.counting_error = f"{type(error).__name__}: {error}"
+                self.shapes.clear()
+                with torch.no_grad():
+                    model(x)  # a failure here is the model's own: the caller reports the size
         finally:
             for hook in hooks:
                 hook.remove()
-        self.total = _macs(counter)
-        root = type(model).__name__
-        counts = counter.get_flop_counts()
-        self.names = {id(m): (f"{root}.{name}" if name else root) for name, m in model.named_modules()}
-        self.flops = {name: sum(ops.values()) for name, ops in counts.items()}
 
     def _record(self, module: nn.Module, inputs: tuple[Any, ...]) -> None:
         if id(module) not in self.shapes and inputs and isinstance(inputs[0], torch.Tensor):
@@ -147,7 +159,7 @@ class _Trace:
 
     def macs(self, module: nn.Module | None) -> int | None:
         """MACs run inside ``module`` (a module of the model, or a container over some of them)."""
-        if module is None:
+        if module is None or self.total is None:
             return None
         if id(module) in self.names:
             return self.flops.get(self.names[id(module)], 0) // 2
@@ -182,7 +194,7 @@ def _run_counted(layers: list[nn.Module], x: torch.Tensor) -> tuple[torch.Tensor
 
 
 def inspect_model(model: nn.Module | str, input_size: int | None = None, downsample: str = "dirac", *,
-                  name: str | None = None,
+                  name: str | None = None, cpu_fallback: bool = True,
                   predict: Callable[[nn.Module, nn.Module, tuple[int, ...]], float] | None = None) -> ModelReport:
     """The per-part RM report of ``model`` (a name for :func:`replication.zoo.create`, or a module).
 
@@ -195,13 +207,15 @@ def inspect_model(model: nn.Module | str, input_size: int | None = None, downsam
         raise ValueError(f"downsample must be one of {rm.DOWNSAMPLE_TYPES}, got {downsample!r}")
     if isinstance(model, str):
         name = name or model
-        model, device = build_model(model)
+        model, device = build_model(model, cpu_fallback)
     else:
         import copy
 
         model = copy.deepcopy(model)
         device = str(next(iter(model.parameters()), torch.empty(0)).device)
     model.eval()
+    for param in model.parameters():  # a deploy-time view: no autograd (flop_counter's tracker needs this)
+        param.requires_grad_(False)
     size = parse_input_size(input_size) if input_size is not None else default_input_size(model)
     reference = next(iter(model.parameters()), None)
     dtype = reference.dtype if reference is not None else torch.float32
@@ -214,7 +228,8 @@ def inspect_model(model: nn.Module | str, input_size: int | None = None, downsam
                          f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}") from None
     report = ModelReport(model=name or type(model).__name__, model_type=type(model).__name__, input_size=size,
                          downsample=downsample, status=STATUS_EXACT, params_before=_params(model),
-                         macs_before=trace.total, device=device)
+                         macs_before=trace.total, device=device,
+                         note=f"MACs not counted: {trace.counting_error}" if trace.counting_error else "")
     try:
         parts = rm.read_parts(model, downsample, True)  # type: ignore[arg-type]
     except rm.UnsupportedModuleError as error:

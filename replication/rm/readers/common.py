@@ -191,6 +191,11 @@ def resnet_block_branch(block: nn.Module, path: str, input_nonnegative: bool = T
     n = 3 if is_bottleneck else 2
     conv_names = [f"conv{i}" for i in range(1, n + 1)]
     bn_names = [f"bn{i}" for i in range(1, n + 1)]
+    act_layout = ["relu"] if hasattr(block, "relu") else [f"act{i}" for i in range(1, n + 1)]
+    missing = [name for name in conv_names + bn_names + act_layout + ["downsample"] if not hasattr(block, name)]
+    if missing:  # e.g. timm's SelectiveKernel blocks, Res2Net's split convs
+        raise UnsupportedModuleError(path, block, f"not a BasicBlock / Bottleneck layout (no {', '.join(missing)}); "
+                                     "this residual block has no RM reader")
     if hasattr(block, "relu"):  # torchvision: one ReLU module used after every conv and the addition
         acts = [block.relu] * n
         act_names = {"relu"}
