@@ -160,6 +160,15 @@ def run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_inspect(args: argparse.Namespace) -> int:
+    from .inspection import format_report, inspect_model, parse_input_size
+
+    size = parse_input_size(args.input_size) if args.input_size is not None else None
+    report = inspect_model(args.model, size, args.downsample)
+    print(format_report(report, args.format))
+    return 0
+
+
 def run_counts(args: argparse.Namespace) -> int:
     from .experiments import model_counts
     from .experiments.paper_rows import PAPER_ROWS
@@ -265,6 +274,17 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--seed", type=int, default=0)
     convert.add_argument("--output", type=Path, help="where to save the plain model")
     convert.set_defaults(func=run_convert)
+    inspect = commands.add_parser(
+        "inspect", help="per-block report of what RM would do to a model (no weights, seconds)",
+        description="For each part of the model (stem, residual blocks, head): whether RM converts it exactly "
+                    "or why not (module path and type), params and MACs before and after, and the reserved "
+                    "channels RM adds. Built on the meta device: no weights, no arithmetic.")
+    inspect.add_argument("--model", required=True, help="timm name (incl. this project's) or 'torchvision:NAME'")
+    inspect.add_argument("--input-size", help="square input side (default: the model's own, else 224)")
+    inspect.add_argument("--downsample", choices=("dirac", "prelu"), default="dirac",
+                         help="downsample block scheme: dirac (paper type 2) or prelu (type 1)")
+    inspect.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    inspect.set_defaults(func=run_inspect)
     counts = commands.add_parser("counts", help="count params and MACs of every paper table row, beside the paper")
     counts.add_argument("--output-dir", type=Path, default=Path("results/counts"),
                         help="folder for model_counts.csv, counts_vs_paper.csv and .md (default: %(default)s)")

@@ -16,6 +16,9 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, register_mo
 from torch import nn
 from torch.nn import functional as F
 
+from .. import rm
+from ..rm.readers.common import plain_layers
+from ..rm.readers.timm import timm_head
 from ._head import ClassifierHeadMixin
 
 __all__ = ["DiracConv2d", "DiracNet"]
@@ -101,3 +104,16 @@ def diracnet34(pretrained: bool = False, **kwargs: Any) -> DiracNet:
 def diracnet34_cifar(pretrained: bool = False, **kwargs: Any) -> DiracNet:
     """DiracNet-34, CIFAR stem (paper Table 1, CIFAR rows)."""
     return build_model_with_cfg(DiracNet, "diracnet34_cifar", pretrained, **dict(dict(stem_type="cifar"), **kwargs))
+
+
+# --- RM conversion: this family's reader (the RM core knows nothing of this package) ---
+
+@rm.register_reader(DiracNet, "replication DiracNet")
+def read_diracnet(model: DiracNet, downsample: rm.blocks.DownsampleType, fuse_bn: bool) -> list[rm.Part]:
+    """Already plain once each DiracConv2d is fused into its conv: BN folded only."""
+    def features() -> list[nn.Module]:
+        fused = nn.Sequential(*[m.fuse() if isinstance(m, DiracConv2d) else m for m in model.features])
+        return plain_layers(fused, "features")
+
+    return [rm.plain_part("features", model.features, features),
+            rm.plain_part("fc", model.fc, lambda: timm_head(model))]

@@ -25,6 +25,9 @@ from torch import nn
 from torchvision.models.mobilenetv2 import MobileNetV2
 from torchvision.ops.misc import Conv2dNormActivation
 
+from .. import rm
+from ..rm.readers.common import plain_layers
+
 __all__ = ["MobileNetV1", "MOBILENET_V1_PLAN", "mobilenet_v2_setting", "MobileNetV2"]
 
 # (depthwise width, depthwise stride); each depthwise conv is followed by a pointwise conv to the next width.
@@ -141,3 +144,13 @@ def mobilenetv2_rm_cifar(pretrained: bool = False, **kwargs: Any) -> MobileNetV2
 def mobilenetv1_cifar(pretrained: bool = False, **kwargs: Any) -> MobileNetV1:
     """MobileNetV1 with a stride-1 stem for 32x32 inputs (Table 2)."""
     return build_model_with_cfg(MobileNetV1, "mobilenetv1_cifar", pretrained, **dict(dict(stem_stride=1), **kwargs))
+
+
+# --- RM conversion: this family's reader (the RM core knows nothing of this package) ---
+
+@rm.register_reader(MobileNetV1, "replication MobileNetV1")
+def read_mobilenet_v1(model: MobileNetV1, downsample: rm.blocks.DownsampleType, fuse_bn: bool) -> list[rm.Part]:
+    """Already plain: BN folded only."""
+    return [rm.plain_part("features", model.features, lambda: plain_layers(model.features, "features")),
+            rm.plain_part("classifier", model.classifier, lambda: [nn.AdaptiveAvgPool2d(1), nn.Flatten(1)]
+                          + plain_layers(model.classifier, "classifier"))]

@@ -21,6 +21,9 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, register_mo
 from timm.models.byobnet import ByobNet, RepVggBlock, get_layer_fns, model_cfgs
 from torch import nn
 
+from .. import rm
+from ..rm.readers.common import plain_layers
+from ..rm.readers.timm import repvgg_block_layers, timm_head
 from ._head import ClassifierHeadMixin
 from .resnet_variants import DEPTH_STUDY_LAYERS
 
@@ -127,3 +130,16 @@ def repvgg_a2_cifar(pretrained: bool = False, **kwargs: Any) -> ByobNet:
                                  feature_cfg=dict(flatten_sequential=True), **kwargs)
     model.stem = RepVggBlock(kwargs.get("in_chans", 3), base.stem_chs, stride=1, layers=get_layer_fns(cfg))
     return model
+
+
+# --- RM conversion: this family's reader (the RM core knows nothing of this package) ---
+
+@rm.register_reader(RepVGGResNet, "replication RepVGG-from-ResNet")
+def read_repvgg_resnet(model: RepVGGResNet, downsample: rm.blocks.DownsampleType, fuse_bn: bool) -> list[rm.Part]:
+    """Plain stem, every RepVggBlock re-parameterised by timm, timm head: no residual left to remove."""
+    parts = [rm.plain_part("stem", model.stem, lambda: plain_layers(model.stem, "stem"))]
+    for stage_index, stage in enumerate(model.stages):
+        for block_index, block in enumerate(stage):
+            path = f"stages.{stage_index}.{block_index}"
+            parts.append(rm.plain_part(path, block, lambda b=block, p=path: repvgg_block_layers(b, p)))
+    return parts + [rm.plain_part("fc", model.fc, lambda: timm_head(model))]

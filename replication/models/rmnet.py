@@ -23,6 +23,9 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, register_mo
 from timm.models.byobnet import RepVggBlock
 from torch import nn
 
+from .. import rm
+from ..rm.readers.common import resnet_block_branch
+from ..rm.readers.timm import repvgg_block_layers, timm_head
 from ._head import ClassifierHeadMixin
 
 __all__ = ["RMBlock", "RMNet"]
@@ -70,9 +73,7 @@ class RMBlock(nn.Module):
         """Switch to the deploy form in place: the exact RM conversion of this block (timm's hook)."""
         if self.reparam is not None:
             return
-        from ..rm import convert_block
-
-        plain = convert_block(self)
+        plain = rm.convert_block(self)
         for name in ("conv1", "bn1", "act1", "conv2", "bn2", "act2", "conv3", "bn3", "downsample", "act3"):
             delattr(self, name)
         self.reparam = plain
@@ -236,3 +237,21 @@ def rmnet152x6_32(pretrained: bool = False, **kwargs: Any) -> RMNet:
 @register_model
 def rmnet152x6_32_cifar(pretrained: bool = False, **kwargs: Any) -> RMNet:
     return _create_rmnet("rmnet152x6_32_cifar", pretrained, **kwargs)
+
+
+# --- RM conversion: this family's reader (the RM core knows nothing of this package) ---
+
+@rm.register_reader(RMNet, "replication RMNet (rmnet*)")
+def read_rmnet(model: RMNet, downsample: rm.blocks.DownsampleType, fuse_bn: bool) -> list[rm.Part]:
+    """RepVGG stem blocks (timm's re-parameterisation), RM on every RMBlock, timm head."""
+    parts = [rm.plain_part(f"stem.{index}", block, lambda b=block, p=f"stem.{index}": repvgg_block_layers(b, p))
+             for index, block in enumerate(model.stem)]
+    for stage_index, stage in enumerate(model.stages):
+        for block_index, block in enumerate(stage):
+            path = f"stages.{stage_index}.{block_index}"
+            if block.reparam is not None:  # already in deploy form
+                parts.append(rm.plain_part(path, block, lambda b=block: list(b.reparam)))
+            else:
+                parts.append(rm.residual_part(path, block, lambda b=block, p=path: resnet_block_branch(b, p),
+                                              downsample, fuse_bn))
+    return parts + [rm.plain_part("fc", model.fc, lambda: timm_head(model))]

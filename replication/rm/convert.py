@@ -5,12 +5,16 @@ from __future__ import annotations
 import copy
 
 import torch
+from timm.models.regnet import Bottleneck as TimmRegNetBottleneck
 from torch import nn
+from torchvision.models.mobilenetv2 import InvertedResidual, MobileNetV2
+from torchvision.models.regnet import ResBottleneckBlock
 
-from .architectures import find_reader
+from . import readers
 from .blocks import DOWNSAMPLE_TYPES, DownsampleType, ResidualBranch, reserve_and_merge
 from .errors import RMConversionError
-from .primitives import exact_batchnorm_, exact_batchnorms_, fold_batchnorm, fuse_pointwise, is_pointwise
+from .primitives import exact_batchnorms_, fold_batchnorm, fuse_pointwise, is_pointwise
+from .registry import read_parts
 
 
 def fold_batchnorms(layers: list[nn.Module]) -> list[nn.Module]:
@@ -61,9 +65,8 @@ def _device_of(model: nn.Module) -> torch.device:
     return torch.device(reference.device if reference is not None else "cpu")
 
 
-def _default_fuse_pointwise(model: nn.Module) -> bool:
-    from torchvision.models.mobilenetv2 import MobileNetV2
-
+def default_fuse_pointwise(model: nn.Module) -> bool:
+    """Whether :func:`convert` fuses consecutive 1x1 convs (Eq. 4) by default: for MobileNetV2 only."""
     return isinstance(model, MobileNetV2)
 
 
@@ -72,8 +75,9 @@ def convert(model: nn.Module, downsample: DownsampleType = "dirac", *, fuse_bn: 
     """Return a NEW plain network (no residual additions, BN folded) equal to ``model`` in eval mode.
 
     Args:
-        model: a torchvision ResNet / ResNeXt / Wide ResNet, a timm ResNet, a torchvision MobileNetV2,
-            or a model registered in :mod:`replication.models`. It is deep-copied and never modified;
+        model: a torchvision ResNet / ResNeXt / Wide ResNet / RegNetX / MobileNetV2, a timm ResNet (incl.
+            ResNet-D) / RegNetX / RepVGG, or a model whose family registered a reader
+            (:func:`replication.rm.register_reader`, as :mod:`replication.models` does). It is deep-copied and never modified;
             a model in training mode is converted from its eval-mode behaviour (BN running statistics).
         downsample: ``"dirac"`` (paper Fig. 2b, type 2: C -> 3C -> 2C, 81 C^2 weights in a BasicBlock)
             or ``"prelu"`` (paper Fig. 2a, type 1: C -> 4C -> 2C, 108 C^2 + 4C weights).
@@ -84,21 +88,23 @@ def convert(model: nn.Module, downsample: DownsampleType = "dirac", *, fuse_bn: 
 
     Returns:
         ``nn.Sequential`` of Conv2d, ReLU / PReLU / ReLU6 / ChannelwiseClamp, MaxPool2d,
-        AdaptiveAvgPool2d, Flatten and Linear in eval mode, on the model's device and dtype, with
-        ``requires_grad`` off (a deploy model; ``replication.train.finetune`` turns it back on). For an
-        input of shape (N, C, H, W) its output equals ``model.eval()(x)`` up to floating-point rounding.
+        AdaptiveAvgPool2d, Flatten and Linear in eval mode (plus ``ReservedBatchNorm2d`` / BatchNorm2d
+        with ``fuse_bn=False``, and a :class:`SpatialSizeGuard` before each average-pool-shortcut block),
+        on the model's device and dtype, with ``requires_grad`` off (a deploy model;
+        ``replication.train.finetune`` turns it back on). For an input of shape (N, C, H, W) its output
+        equals ``model.eval()(x)`` up to floating-point rounding; a guard refuses, with
+        :class:`InputSizeError`, a size at which an average-pool shortcut would not be exact.
 
     Raises:
         UnsupportedModuleError: a module has no exact conversion; the message names its path and type.
     """
     if downsample not in DOWNSAMPLE_TYPES:
         raise ValueError(f"downsample must be one of {DOWNSAMPLE_TYPES}, got {downsample!r}")
-    reader = find_reader(model)
     working = exact_batchnorms_(copy.deepcopy(model).eval())
     with _device_of(working):  # modules a reader (or timm's reparameterize) creates land beside the weights
-        layers = reader(working, downsample, fuse_bn)
+        layers = [layer for part in read_parts(working, downsample, fuse_bn) for layer in part.build().layers]
     if fuse_pointwise is None:  # Eq. 4 needs the BN folded: with BN kept there is nothing to fuse
-        fuse_pointwise = fuse_bn and _default_fuse_pointwise(model)
+        fuse_pointwise = fuse_bn and default_fuse_pointwise(model)
     return _finish(layers, model, fuse_bn=fuse_bn, fuse_1x1=fuse_pointwise)
 
 
@@ -116,19 +122,23 @@ def convert_branch(branch: ResidualBranch, downsample: DownsampleType = "dirac",
 
 def convert_block(block: nn.Module, downsample: DownsampleType = "dirac", *, fuse_bn: bool = True,
                   path: str = "block") -> nn.Sequential:
-    """A single torchvision / timm BasicBlock or Bottleneck, or a torchvision InvertedResidual.
+    """A single residual block: a torchvision / timm BasicBlock or Bottleneck (incl. average-pool
+    shortcuts), a torchvision ResBottleneckBlock or timm RegNet Bottleneck, or an InvertedResidual.
 
-    ResNet blocks assume a non-negative input (they follow a ReLU in every ResNet), as the paper does;
-    InvertedResidual blocks accept any input.
+    ResNet and RegNet blocks assume a non-negative input (they follow a ReLU in these networks), as
+    the paper does; InvertedResidual blocks accept any input.
     """
-    from torchvision.models.mobilenetv2 import InvertedResidual
-
-    from .architectures import inverted_residual_layers, resnet_block_branch
-
     working = exact_batchnorms_(copy.deepcopy(block).eval(), path)
     with _device_of(working):
         if isinstance(working, InvertedResidual):
-            layers = inverted_residual_layers(working, path, downsample, fuse_bn)
+            layers = readers.torchvision.inverted_residual_layers(working, path, downsample, fuse_bn)
+        elif isinstance(working, ResBottleneckBlock):
+            layers = reserve_and_merge(readers.torchvision.regnet_block_branch(working, path, True), downsample,
+                                       fuse_bn=fuse_bn)
+        elif type(working) is TimmRegNetBottleneck:
+            layers = reserve_and_merge(readers.timm.regnet_block_branch(working, path, True), downsample,
+                                       fuse_bn=fuse_bn)
         else:
-            layers = reserve_and_merge(resnet_block_branch(working, path), downsample, fuse_bn=fuse_bn)
+            layers = reserve_and_merge(readers.common.resnet_block_branch(working, path), downsample,
+                                       fuse_bn=fuse_bn)
     return _finish(layers, block, fuse_bn=fuse_bn, fuse_1x1=False)

@@ -19,3 +19,10 @@ class UnsupportedModuleError(RMConversionError):
         self.path = path or "<root>"
         self.module_type = type(module).__name__ if module is not None else "None"
         super().__init__(f"cannot convert module '{self.path}' ({self.module_type}): {reason}")
+
+
+class InputSizeError(RMConversionError):
+    """A converted network was given an input size at which it is not exact (it refuses to run).
+
+    The message names the size and the block of the source model that needs another one.
+    """

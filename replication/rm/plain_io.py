@@ -1,7 +1,9 @@
 """Saving and loading plain networks: a layer spec plus a state_dict, loadable with weights_only=True.
 
 A converted model is an ``nn.Sequential`` of a few layer types, so its architecture is written as a
-list of plain dicts beside the weights; no pickled classes, no code needed to rebuild it.
+list of plain dicts beside the weights; no pickled classes, no code needed to rebuild it. The BN-kept
+form (``convert(..., fuse_bn=False)``) saves too: its :class:`ReservedBatchNorm2d` layers keep their
+reserved span (a buffer), so a loaded model is ready for ``replication.train.finetune``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import torch
 from torch import nn
 
 from .activations import ChannelwiseClamp
+from .guards import SpatialSizeGuard
+from .reserved import ReservedBatchNorm2d
 
 FORMAT = "rmnet-plain-v1"
 
@@ -27,6 +31,14 @@ def _spec(layer: nn.Module) -> dict[str, Any]:
     if isinstance(layer, nn.Linear):
         return {"type": "Linear", "in_features": layer.in_features, "out_features": layer.out_features,
                 "bias": layer.bias is not None}
+    if type(layer) in (nn.BatchNorm2d, ReservedBatchNorm2d):
+        spec = {"type": type(layer).__name__, "num_features": layer.num_features, "eps": layer.eps,
+                "momentum": layer.momentum, "affine": layer.affine}
+        if isinstance(layer, ReservedBatchNorm2d):
+            spec["reserved"] = list(layer.rm_reserved)
+        return spec
+    if isinstance(layer, SpatialSizeGuard):
+        return {"type": "SpatialSizeGuard", "multiple": layer.multiple, "where": layer.where}
     if isinstance(layer, nn.PReLU):
         return {"type": "PReLU", "num_parameters": layer.num_parameters}
     if isinstance(layer, ChannelwiseClamp):
@@ -53,6 +65,10 @@ def _build(spec: dict[str, Any]) -> nn.Module:
         return ChannelwiseClamp(torch.zeros(n), torch.zeros(n))
     if kind in ("ReLU", "ReLU6"):
         return getattr(nn, kind)(inplace=True)
+    if kind == "ReservedBatchNorm2d":
+        return ReservedBatchNorm2d(args.pop("num_features"), tuple(args.pop("reserved")), **args)
+    if kind == "SpatialSizeGuard":
+        return SpatialSizeGuard(**args)
     return getattr(nn, kind)(**args)
 
 

@@ -5,6 +5,8 @@ Shapes follow PyTorch: a conv weight is (out_channels, in_channels / groups, kH,
 - :func:`dirac_filters`: filters that copy input channels to output channels (paper Eq. 1).
 - :func:`identity_batchnorm`: a BN that is the identity for given running statistics (paper Eq. 2).
 - :func:`pad_kernel`: zero-pad a 1x1 kernel to kxk so it can share a kxk conv (paper Fig. 2).
+- :func:`copy_taps`, :func:`copy_filters`, :func:`spread_kernel`: the same for any spatial "copy"
+  kernel: the centre tap (a Dirac), or the taps of an s x s average a stride-s conv covers.
 - :func:`fuse_pointwise`: two consecutive 1x1 convs with no non-linearity between them (paper Eq. 4).
 - :class:`ConvBN`: a conv and its optional BN, the unit the reserve / merge steps work on.
 """
@@ -63,6 +65,52 @@ def pad_kernel(weight: torch.Tensor, kernel_size: int) -> torch.Tensor:
         raise RMConversionError(f"a 1x1 kernel can only be centred in an odd kernel, got {kernel_size}")
     pad = kernel_size // 2
     return nn.functional.pad(weight, [pad, pad, pad, pad])
+
+
+def copy_taps(conv: nn.Conv2d, window: int, path: str) -> torch.Tensor:
+    """A (kH, kW) kernel that, in ``conv``'s geometry, copies one input channel to one output channel.
+
+    ``window == 1``: 1 at the centre tap, so the output samples the input at the conv's stride (the
+    Dirac of Eq. 1). ``window == s > 1``: 1 / s^2 on the s x s taps over input rows and columns
+    ``s*i .. s*i + s - 1``, so the output is the ``AvgPool2d(s, s)`` of the input wherever that
+    window lies inside the input. A k x k conv with stride s, padding (k - 1) / 2 and no dilation
+    reads rows ``s*i - (k-1)/2 .. s*i + (k-1)/2``; the window fits when ``s <= (k + 1) / 2`` (a 3x3
+    conv carries a 2x2 average). Dtype and device follow ``conv.weight``.
+    """
+    check_centred(conv, path)
+    kh, kw = conv.kernel_size
+    taps = conv.weight.new_zeros(kh, kw)
+    if window == 1:
+        taps[kh // 2, kw // 2] = 1.0
+        return taps
+    from .errors import UnsupportedModuleError
+
+    if tuple(conv.stride) != (window, window) or tuple(conv.dilation) != (1, 1):
+        raise UnsupportedModuleError(path, conv, f"a {window}x{window} average can only be carried by an undilated "
+                                     f"stride-{window} conv, this one has stride {tuple(conv.stride)} and "
+                                     f"dilation {tuple(conv.dilation)}")
+    ph, pw = conv.padding  # centred: (k - 1) / 2
+    if ph + window > kh or pw + window > kw:
+        raise UnsupportedModuleError(path, conv, f"a {kh}x{kw} kernel cannot cover the {window}x{window} average "
+                                     f"window of the shortcut (it needs a kernel of at least {2 * window - 1})")
+    taps[ph:ph + window, pw:pw + window] = 1.0 / (window * window)
+    return taps
+
+
+def copy_filters(channels: int, taps: torch.Tensor) -> torch.Tensor:
+    """Weight (channels, channels, kH, kW) with ``taps`` from input channel c to output channel c only."""
+    weight = taps.new_zeros(channels, channels, *taps.shape)
+    index = torch.arange(channels, device=taps.device)
+    weight[index, index] = taps
+    return weight
+
+
+def spread_kernel(weight: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """A (out, in, 1, 1) kernel applied at the taps of ``taps`` (out, in, kH, kW): with the centre tap
+    this is :func:`pad_kernel`; with average taps, the 1x1 conv of the average (the two commute)."""
+    if weight.shape[-2:] != (1, 1):
+        raise RMConversionError(f"only 1x1 kernels can be spread over taps, got {tuple(weight.shape[-2:])}")
+    return weight * taps
 
 
 def identity_batchnorm(num_features: int, *, eps: float = 1e-5, running_mean: torch.Tensor | None = None,

@@ -18,9 +18,9 @@ from .. import rm
 FINETUNE_MODES = ("bn", "fused")
 
 
-def reserved_batchnorms(model: nn.Module) -> list[nn.BatchNorm2d]:
+def reserved_batchnorms(model: nn.Module) -> list[rm.ReservedBatchNorm2d]:
     """BNs of a ``rm.convert(..., fuse_bn=False)`` network that hold identity (reserved) channels."""
-    return [m for m in model.modules() if isinstance(m, nn.BatchNorm2d) and hasattr(m, "rm_reserved")]
+    return [m for m in model.modules() if isinstance(m, rm.ReservedBatchNorm2d)]
 
 
 @torch.no_grad()

@@ -12,12 +12,14 @@ from replication import rm
 from replication.testing import randomize_batchnorm_
 
 
-def test_average_pool_downsample_names_module_and_type():
-    model = TimmResNet(TimmBasicBlock, [1, 1, 1, 1], avg_down=True, num_classes=10)
+def test_same_padded_average_pool_downsample_names_module_and_type():
+    """avg_down converts (tests/rm/test_avg_shortcut.py); a dilated stage's 'same'-padded stride-1 pool
+    (timm's AvgPool2dSame, padding decided at run time) has no exact RM form and is named."""
+    model = TimmResNet(TimmBasicBlock, [1, 1, 1, 1], avg_down=True, output_stride=16, num_classes=10)
     with pytest.raises(rm.UnsupportedModuleError) as info:
         rm.convert(model)
     message = str(info.value)
-    assert "layer2.0.downsample" in message and "Sequential" in message and "AvgPool2d" in message
+    assert "layer4.0.downsample.0" in message and "AvgPool2dSame" in message
 
 
 def test_anti_aliased_block_names_module():

@@ -49,6 +49,50 @@ def test_bottleneck_block(inplanes, planes, stride, groups, width_per_group, dow
     _check(block, x, downsample, seed)
 
 
+def _average_shortcut(inplanes: int, outplanes: int, stride: int, ceil_mode: bool, count_include_pad: bool,
+                      projection: bool) -> nn.Module:
+    """ResNet-D's shortcut: AvgPool2d(s, s) (any ceil / padding-count flags), then a 1x1 conv + BN."""
+    pool = nn.AvgPool2d(stride, stride, ceil_mode=ceil_mode, count_include_pad=count_include_pad)
+    if not projection:
+        return nn.Sequential(pool)
+    return nn.Sequential(pool, conv1x1(inplanes, outplanes), nn.BatchNorm2d(outplanes))
+
+
+@given(inplanes=st.integers(1, 12), planes=st.integers(1, 8), bottleneck=st.booleans(), groups=st.sampled_from([1, 2, 4]),
+       downsample=st.sampled_from(rm.DOWNSAMPLE_TYPES), half=st.integers(1, 4), ceil_mode=st.booleans(),
+       count_include_pad=st.booleans(), force_projection=st.booleans(), seed=st.integers(0, 2**16))
+def test_average_pool_shortcut(inplanes, planes, bottleneck, groups, downsample, half, ceil_mode, count_include_pad,
+                               force_projection, seed):
+    """Stride-2 blocks whose shortcut averages 2x2 windows: exact at every even size."""
+    torch.manual_seed(seed)
+    block_type = Bottleneck if bottleneck else BasicBlock
+    outplanes = planes * block_type.expansion
+    projection = force_projection or inplanes != outplanes
+    shortcut = _average_shortcut(inplanes, outplanes, 2, ceil_mode, count_include_pad, projection)
+    kwargs = {"groups": groups, "base_width": 64} if bottleneck else {}
+    block = block_type(inplanes, planes, 2, downsample=shortcut, **kwargs)
+    x = torch.relu(torch.randn(2, inplanes, 2 * half, 2 * half + 2, dtype=torch.float64))
+    _check(block, x, downsample, seed)
+    assert isinstance(rm.convert_block(block.float(), downsample)[0], rm.SpatialSizeGuard)
+
+
+@given(inplanes=st.integers(1, 8), planes=st.integers(1, 8), bottleneck=st.booleans(), odd=st.integers(1, 4),
+       even_height=st.booleans(), seed=st.integers(0, 2**16))
+def test_average_pool_shortcut_refuses_odd_sizes(inplanes, planes, bottleneck, odd, even_height, seed):
+    """ceil_mode=True, count_include_pad=False (timm's ResNet-D) divides an odd border by fewer than 4:
+    the block runs, its conversion refuses that size and names it."""
+    torch.manual_seed(seed)
+    block_type = Bottleneck if bottleneck else BasicBlock
+    outplanes = planes * block_type.expansion
+    block = block_type(inplanes, planes, 2, downsample=_average_shortcut(inplanes, outplanes, 2, True, False, True))
+    block = block.double().eval()
+    height, width = (2 * odd, 2 * odd + 1) if even_height else (2 * odd + 1, 2 * odd)
+    x = torch.relu(torch.randn(1, inplanes, height, width, dtype=torch.float64))
+    block(x)
+    with pytest.raises(rm.InputSizeError, match=f"is {height}x{width}, not a multiple of 2"):
+        rm.convert_block(block)(x)
+
+
 @given(channels=st.integers(1, 12), expand_ratio=st.integers(2, 6), scale=st.sampled_from([1.0, 10.0, 100.0]),
        size=st.integers(3, 8), seed=st.integers(0, 2**16))
 def test_inverted_residual_with_negative_and_saturating_inputs(channels, expand_ratio, scale, size, seed):
