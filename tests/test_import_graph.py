@@ -19,10 +19,7 @@ PACKAGE_ROOT = Path(replication.__file__).parent
 SUITE_ONLY = ("replication.models", "replication.train", "replication.experiments", "replication.report")
 # Cycles another change removes. Each entry is xfail(strict): once the cycle is gone the test XPASSes,
 # which fails, so a stale entry cannot linger.
-KNOWN_CYCLES: dict[frozenset[str], str] = {
-    frozenset({"replication.data.datasets", "replication.data.fashion_mnist"}):
-        "the data layer's circle, removed by the reliability issue's data-layer rewrite",
-}
+KNOWN_CYCLES: dict[frozenset[str], str] = {}  # a cycle listed here must be gone for its test to pass
 
 
 def _module_name(path: Path) -> str:
