@@ -160,11 +160,26 @@ def run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cost_model_devices() -> list[str]:
+    """The GPU specs the cost model knows (replication/measure/devices.yaml)."""
+    from .measure.cost_model import load_devices
+
+    return sorted(load_devices())
+
+
 def run_inspect(args: argparse.Namespace) -> int:
     from .inspection import format_report, inspect_model, parse_input_size
 
     size = parse_input_size(args.input_size) if args.input_size is not None else None
-    report = inspect_model(args.model, size, args.downsample)
+    predict = None
+    if args.device:
+        from .measure.cost_model import predict_time
+
+        def predict(plain, model, shape):  # residual time over plain time: > 1 means RM speeds it up
+            batch = (args.predict_batch_size, *shape[1:])
+            return (predict_time(model, batch, args.device, args.predict_dtype)
+                    / predict_time(plain, batch, args.device, args.predict_dtype))
+    report = inspect_model(args.model, size, args.downsample, predict=predict)
     print(format_report(report, args.format))
     return 0
 
@@ -284,6 +299,12 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--downsample", choices=("dirac", "prelu"), default="dirac",
                          help="downsample block scheme: dirac (paper type 2) or prelu (type 1)")
     inspect.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    inspect.add_argument("--device", choices=_cost_model_devices(),
+                         help="add the GPU cost model's predicted speed change of the converted network on this "
+                              "device (a roofline prediction, not a measurement)")
+    inspect.add_argument("--predict-batch-size", type=positive_int, default=128,
+                         help="batch size of the prediction (default: 128, the paper's)")
+    inspect.add_argument("--predict-dtype", choices=("fp32", "tf32", "fp16", "bf16"), default="fp32")
     inspect.set_defaults(func=run_inspect)
     counts = commands.add_parser("counts", help="count params and MACs of every paper table row, beside the paper")
     counts.add_argument("--output-dir", type=Path, default=Path("results/counts"),

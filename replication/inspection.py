@@ -11,8 +11,9 @@ Counting conventions are those of :mod:`replication.measure.counting`: MACs = fl
 of :func:`replication.rm.convert` (BN folded into conv biases); per part before Eq. 4's fusion of
 consecutive 1x1 convs across blocks, which the totals include where ``convert`` applies it (MobileNetV2).
 
-A cost model's predicted speed change is not part of this report yet: :func:`inspect_model` takes a
-``predict`` callable (plain network, residual network, input shape -> speed ratio) for when one lands.
+The GPU cost model (``replication.measure.cost_model``) gives the predicted speed change:
+:func:`inspect_model` takes a ``predict`` callable (plain network, residual network, input shape ->
+speed ratio); the CLI builds it from ``--device``.
 """
 
 from __future__ import annotations
@@ -324,7 +325,8 @@ def format_table(report: ModelReport) -> str:
             lines.append("  ".join("-" * w for w in widths))
     lines.append(f"verdict: {report.status}" + (f" - {report.reason}" if report.reason else ""))
     if report.predicted_speedup is not None:
-        lines.append(f"predicted speed change (cost model): x{report.predicted_speedup:.3f}")
+        lines.append(f"predicted speed-up of the plain network (cost model, a roofline prediction, not a "
+                     f"measurement): x{report.predicted_speedup:.3f}")
     return "\n".join(lines)
 
 

@@ -113,3 +113,17 @@ def test_cli_bad_input_exits_2_with_one_message(capsys, args, message):
     assert captured.out == ""
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+
+
+def test_cli_adds_the_cost_models_predicted_speed_change(capsys):
+    """--device asks the GPU cost model for residual time / plain time; the same ratio as predict_time."""
+    from replication.measure.cost_model import predict_time
+
+    assert main(["inspect", "--model", "resnet18", "--input-size", "64", "--format", "json", "--device", "h100",
+                 "--predict-batch-size", "8"]) == 0
+    speedup = json.loads(capsys.readouterr().out)["predicted_speedup"]
+    model = timm.create_model("resnet18").eval()
+    expected = predict_time(model, (8, 3, 64, 64), "h100") / predict_time(rm.convert(model), (8, 3, 64, 64), "h100")
+    assert speedup == pytest.approx(expected, rel=1e-6)
+    assert main(["inspect", "--model", "resnet18", "--input-size", "64"]) == 0
+    assert "predicted" not in capsys.readouterr().out  # no device, no prediction
