@@ -47,8 +47,12 @@ def build(claims_csv: str | os.PathLike, output_md: str | os.PathLike, *, wall_t
 def readme_table(claims_csv: str | os.PathLike) -> str:
     """The compact verdict table of the README (statement, verdict, effect and CI, seeds, dataset)."""
     frame = pd.read_csv(claims_csv, keep_default_na=False, na_values=[""])
+    # A claim judged once per network (Figure 9's ResNet 18 and 34) names the network of each row.
+    repeated = frame["id"].duplicated(keep=False)
+    which = frame["scope"].fillna("").str.split(",").str[0].where(repeated, "")
     table = pd.DataFrame({
-        "claim (paper)": frame["statement"] + " (" + frame["source"] + ")",
+        "claim (paper)": frame["statement"] + " (" + frame["source"] + ")"
+                         + which.map(lambda name: f" [{name}]" if name else ""),
         "verdict": frame["verdict"],
         "effect [95% CI]": frame.apply(_effect, axis=1),
         "seeds": frame["n_seeds"].map(lambda n: "" if pd.isna(n) else str(int(n))),

@@ -195,8 +195,9 @@ def finetune(curves: dict[str, dict[str, list[str]]], base_metrics: dict[str, li
         scope = ""
         for label, paths in panel.items():
             frame = _seed_curves(paths)
-            scope = f"{_profile_title(frame)}, {int(frame['n'].max())} seed(s)"
-            line, = ax.plot(frame["epoch"], frame["mean"], marker="o", label=label)
+            scope = _profile_title(frame)
+            line, = ax.plot(frame["epoch"], frame["mean"], marker="o",
+                            label=f"{label} ({int(frame['n'].max())} seed(s))")
             ax.fill_between(frame["epoch"], frame["low"], frame["high"], color=line.get_color(), alpha=0.2)
         base = [float(pd.read_csv(path)["top1"].iloc[-1]) for path in base_metrics[title]]
         ax.axhline(sum(base) / len(base), color="black", linestyle="--",
