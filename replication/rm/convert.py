@@ -13,7 +13,7 @@ from torchvision.models.regnet import ResBottleneckBlock
 from . import readers
 from .blocks import DOWNSAMPLE_TYPES, DownsampleType, ResidualBranch, reserve_and_merge
 from .errors import RMConversionError
-from .primitives import exact_batchnorms_, fold_batchnorm, fuse_pointwise, is_pointwise
+from .primitives import exact_batchnorm_, exact_batchnorms_, fold_batchnorm, fuse_pointwise, is_pointwise
 from .registry import read_parts
 
 

@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn.utils import skip_init
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
-from .errors import RMConversionError
+from .errors import RMConversionError, UnsupportedModuleError
 
 
 @dataclass
@@ -83,8 +83,6 @@ def copy_taps(conv: nn.Conv2d, window: int, path: str) -> torch.Tensor:
     if window == 1:
         taps[kh // 2, kw // 2] = 1.0
         return taps
-    from .errors import UnsupportedModuleError
-
     if tuple(conv.stride) != (window, window) or tuple(conv.dilation) != (1, 1):
         raise UnsupportedModuleError(path, conv, f"a {window}x{window} average can only be carried by an undilated "
                                      f"stride-{window} conv, this one has stride {tuple(conv.stride)} and "
@@ -178,8 +176,6 @@ def exact_batchnorm_(bn: nn.modules.batchnorm._BatchNorm, path: str) -> None:
     batch by that batch's own statistics, in eval mode too: it is no fixed affine map, so no plain
     network equals it, and it raises :class:`UnsupportedModuleError` naming ``path``.
     """
-    from .errors import UnsupportedModuleError
-
     if bn.running_mean is None or bn.running_var is None:
         raise UnsupportedModuleError(path, bn, "it keeps no running statistics (track_running_stats=False), so it "
                                      "normalises each batch by that batch's own statistics even in eval mode: no "
@@ -202,8 +198,6 @@ def exact_batchnorms_(model: nn.Module, prefix: str = "") -> nn.Module:
 
 def check_centred(conv: nn.Conv2d, path: str) -> None:
     """Dirac filters and padded 1x1 kernels are exact only in a 'same'-padded conv."""
-    from .errors import UnsupportedModuleError
-
     if isinstance(conv.padding, str):
         raise UnsupportedModuleError(path, conv, f"string padding {conv.padding!r} is not supported")
     for k, p, d in zip(conv.kernel_size, conv.padding, conv.dilation):
