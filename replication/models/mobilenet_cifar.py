@@ -77,7 +77,7 @@ class MobileNetHeadMixin(FeatureTapsMixin):
         self.num_classes = num_classes
         if global_pool is None:
             global_pool = self.global_pool.pool_type
-        self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=True)
+        self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=bool(global_pool))
         self.head_hidden_size = self.num_features * self.global_pool.feat_mult()
         fc = nn.Linear(self.head_hidden_size, num_classes, **dd) if num_classes > 0 else nn.Identity()
         self.classifier = nn.Sequential(nn.Dropout(self.drop_rate), fc).train(self.training)
