@@ -4,7 +4,6 @@ No ``from __future__ import annotations`` here or in the model files: TorchScrip
 annotations of scripted methods and class attributes, and cannot read them as strings.
 """
 
-from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from timm.layers import create_classifier, get_device_dtype
@@ -33,10 +32,10 @@ class ClassifierHeadMixin:
         self.head_drop = nn.Dropout(drop_rate)
 
     @torch.jit.ignore
-    def get_classifier(self, name_only: bool = False) -> Union[str, nn.Module]:
+    def get_classifier(self, name_only: bool = False) -> str | nn.Module:
         return "fc" if name_only else self.fc
 
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """New classifier for ``num_classes`` (0: none); ``global_pool`` None keeps the current pooling."""
         dd = get_device_dtype(self)
         self.num_classes = num_classes
@@ -64,7 +63,7 @@ class FeatureTapsMixin:
     """
 
     @torch.jit.ignore
-    def _segments(self) -> List[nn.Module]:
+    def _segments(self) -> list[nn.Module]:
         raise NotImplementedError
 
     @torch.jit.ignore
@@ -75,12 +74,12 @@ class FeatureTapsMixin:
     def forward_intermediates(
             self,
             x: torch.Tensor,
-            indices: Optional[Union[int, List[int]]] = None,
+            indices: int | list[int] | None = None,
             norm: bool = False,
             stop_early: bool = False,
             output_fmt: str = "NCHW",
             intermediates_only: bool = False,
-    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
         """Features and the feature maps at ``indices`` (all taps if None, the last n if an int)."""
         if output_fmt != "NCHW":
             raise ValueError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
@@ -98,8 +97,8 @@ class FeatureTapsMixin:
         return x, intermediates
 
     @torch.jit.ignore
-    def prune_intermediate_layers(self, indices: Union[int, List[int]] = 1, prune_norm: bool = False,
-                                  prune_head: bool = True) -> List[int]:
+    def prune_intermediate_layers(self, indices: int | list[int] = 1, prune_norm: bool = False,
+                                  prune_head: bool = True) -> list[int]:
         """Drop the layers after the last tap in ``indices`` (and the head); the kept tap indices."""
         take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
         prune_end = max_index < len(self.feature_info) - 1
@@ -133,7 +132,7 @@ def _out_channels(module: nn.Module, channels: int) -> int:
     return channels
 
 
-def stride_taps(layers: nn.Sequential, prefix: str, first: Tuple[int, ...] = ()) -> List[Dict]:
+def stride_taps(layers: nn.Sequential, prefix: str, first: tuple[int, ...] = ()) -> list[dict]:
     """``feature_info`` of a flat chain of layers: the last layer at each resolution (before each
     strided layer, and the final layer), plus the layers at indices ``first``."""
     strides = [module_stride(layer) for layer in layers]

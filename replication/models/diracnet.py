@@ -7,7 +7,7 @@ plain Conv2d with that weight. Layout follows ResNet-34 without shortcuts (width
 6 / 8 / 12 / 6 convs per group), downsampling by 2x2 max-pooling between groups as DiracNet does.
 """
 
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 import torch
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
@@ -59,7 +59,7 @@ class DiracNet(FeatureTapsMixin, ClassifierHeadMixin, nn.Module):
     Feature taps (in the flat ``features``): the stem's ReLU and the last ReLU of each group.
     """
 
-    def __init__(self, layers: Tuple[int, ...] = (6, 8, 12, 6), widths: Tuple[int, ...] = (64, 128, 256, 512),
+    def __init__(self, layers: tuple[int, ...] = (6, 8, 12, 6), widths: tuple[int, ...] = (64, 128, 256, 512),
                  stem_type: str = "imagenet", num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0,
                  global_pool: str = "avg", device=None, dtype=None) -> None:
         super().__init__()
@@ -73,7 +73,7 @@ class DiracNet(FeatureTapsMixin, ClassifierHeadMixin, nn.Module):
                     nn.ReLU(inplace=True)]
         else:
             raise ValueError(f"DiracNet: stem_type must be 'imagenet' or 'cifar', got {stem_type!r}")
-        features: List[nn.Module] = list(stem)
+        features: list[nn.Module] = list(stem)
         in_chs = widths[0]
         for index, (count, width) in enumerate(zip(layers, widths)):
             if index > 0:
@@ -87,11 +87,11 @@ class DiracNet(FeatureTapsMixin, ClassifierHeadMixin, nn.Module):
         self._init_head(num_classes, drop_rate, global_pool, **dd)
 
     @torch.jit.ignore
-    def group_matcher(self, coarse: bool = False) -> Dict[str, Any]:
+    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         return dict(stem=r"^features\.[0-2]\.", blocks=r"^features\.(\d+)")
 
     @torch.jit.ignore
-    def _segments(self) -> List[nn.Module]:
+    def _segments(self) -> list[nn.Module]:
         ends = [info["index"] for info in self.feature_info]
         return [self.features[start + 1:end + 1] for start, end in zip([-1] + ends[:-1], ends)]
 

@@ -16,7 +16,7 @@ the V1 structure: ``convert(v2, fuse_pointwise=False)`` is RMNetV1, ``convert(v2
 """
 
 from contextlib import nullcontext
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any
 
 import torch
 from timm.layers import SelectAdaptivePool2d, get_device_dtype
@@ -64,14 +64,14 @@ class MobileNetHeadMixin(FeatureTapsMixin):
         self.reset_classifier(num_classes, global_pool)
 
     @torch.jit.ignore
-    def group_matcher(self, coarse: bool = False) -> Dict[str, Any]:
+    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         return dict(stem=r"^features\.0\.", blocks=r"^features\.(\d+)")
 
     @torch.jit.ignore
-    def get_classifier(self, name_only: bool = False) -> Union[str, nn.Module]:
+    def get_classifier(self, name_only: bool = False) -> str | nn.Module:
         return "classifier.1" if name_only else self.classifier[1]
 
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """New classifier for ``num_classes`` (0: none); ``global_pool`` None keeps the current pooling."""
         dd = get_device_dtype(self)
         self.num_classes = num_classes
@@ -84,7 +84,7 @@ class MobileNetHeadMixin(FeatureTapsMixin):
         self.global_pool.train(self.training)
 
     @torch.jit.ignore
-    def _segments(self) -> List[nn.Module]:
+    def _segments(self) -> list[nn.Module]:
         ends = [info["index"] for info in self.feature_info]
         return [self.features[start + 1:end + 1] for start, end in zip([-1] + ends[:-1], ends)]
 
@@ -113,11 +113,11 @@ class MobileNetV1(MobileNetHeadMixin, nn.Module):
     average pool and Linear. ``stem_stride`` 2 for ImageNet, 1 for CIFAR."""
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, stem_stride: int = 2, drop_rate: float = 0.0,
-                 plan: Tuple[Tuple[int, int], ...] = MOBILENET_V1_PLAN, last_width: int = LAST_WIDTH,
+                 plan: tuple[tuple[int, int], ...] = MOBILENET_V1_PLAN, last_width: int = LAST_WIDTH,
                  global_pool: str = "avg", device=None, dtype=None) -> None:
         super().__init__()
         with _factory(device, dtype):
-            layers: List[nn.Module] = [Conv2dNormActivation(in_chans, plan[0][0], 3, stem_stride,
+            layers: list[nn.Module] = [Conv2dNormActivation(in_chans, plan[0][0], 3, stem_stride,
                                                             activation_layer=nn.ReLU6)]
             for index, (width, stride) in enumerate(plan):
                 out = plan[index + 1][0] if index + 1 < len(plan) else last_width

@@ -12,11 +12,11 @@ Deploy form: ``timm.utils.reparameterize_model`` (each RepVggBlock fuses its bra
 """
 
 import dataclasses
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 import torch
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
-from timm.models.byobnet import ByoModelCfg, ByobNet, RepVggBlock, get_layer_fns, model_cfgs
+from timm.models.byobnet import ByobNet, ByoModelCfg, RepVggBlock, get_layer_fns, model_cfgs
 from torch import nn
 
 from .. import rm
@@ -38,9 +38,9 @@ class RepVGGResNet(FeatureTapsMixin, ClassifierHeadMixin, nn.Module):
     Feature taps: the stem and each stage.
     """
 
-    def __init__(self, layers: Tuple[int, ...], stem_type: str = "imagenet", num_classes: int = 1000,
+    def __init__(self, layers: tuple[int, ...], stem_type: str = "imagenet", num_classes: int = 1000,
                  in_chans: int = 3, drop_rate: float = 0.0, global_pool: str = "avg",
-                 widths: Tuple[int, ...] = STAGE_WIDTHS, device=None, dtype=None) -> None:
+                 widths: tuple[int, ...] = STAGE_WIDTHS, device=None, dtype=None) -> None:
         super().__init__()
         if stem_type not in ("imagenet", "cifar"):
             raise ValueError(f"RepVGGResNet: stem_type must be 'imagenet' or 'cifar', got {stem_type!r}")
@@ -70,11 +70,11 @@ class RepVGGResNet(FeatureTapsMixin, ClassifierHeadMixin, nn.Module):
         self._init_head(num_classes, drop_rate, global_pool, **dd)
 
     @torch.jit.ignore
-    def group_matcher(self, coarse: bool = False) -> Dict[str, Any]:
+    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         return dict(stem=r"^stem", blocks=r"^stages\.(\d+)" if coarse else r"^stages\.(\d+)\.(\d+)")
 
     @torch.jit.ignore
-    def _segments(self) -> List[nn.Module]:
+    def _segments(self) -> list[nn.Module]:
         return [self.stem, *self.stages]
 
     @torch.jit.ignore
@@ -117,7 +117,7 @@ default_cfgs = generate_default_cfgs({
 })
 
 
-def _create(variant: str, layers: Tuple[int, ...], stem_type: str, pretrained: bool, **kwargs: Any) -> RepVGGResNet:
+def _create(variant: str, layers: tuple[int, ...], stem_type: str, pretrained: bool, **kwargs: Any) -> RepVGGResNet:
     return build_model_with_cfg(RepVGGResNet, variant, pretrained, layers=layers, stem_type=stem_type,
                                 feature_cfg=dict(flatten_sequential=True), **kwargs)
 

@@ -12,7 +12,7 @@ All are timm ``ResNet`` instances (so timm tooling and ``replication.rm.convert`
   not list its stage split; this one keeps stages near-equal and hits the stated depths exactly.
 """
 
-from typing import Any, Tuple, Type
+from typing import Any
 
 import torch
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
@@ -84,7 +84,7 @@ def cifar_stem_(model: ResNet, in_chans: int, device=None, dtype=None) -> ResNet
     return model
 
 
-def _create(variant: str, block: Type[nn.Module], layers: Tuple[int, ...], cifar: bool, pretrained: bool,
+def _create(variant: str, block: type[nn.Module], layers: tuple[int, ...], cifar: bool, pretrained: bool,
             **kwargs: Any) -> ResNet:
     return build_model_with_cfg(CifarResNet if cifar else ResNet, variant, pretrained, block=block,
                                 layers=list(layers), **kwargs)

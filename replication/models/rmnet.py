@@ -14,7 +14,7 @@ Deploy form: every block has ``reparameterize()`` (timm's hook), so ``timm.utils
 gives the plain network; ``replication.rm.convert`` gives the same network as one ``nn.Sequential``.
 """
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import torch
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
@@ -51,7 +51,7 @@ class RMBlock(nn.Module):
         if mid % group_width:
             raise ValueError(f"RMBlock: hidden width {mid} (= ({expand_ratio} - 1) x {out_chs}) is not divisible "
                              f"by the group width {group_width}")
-        self.reparam: Optional[nn.Sequential] = None
+        self.reparam: nn.Sequential | None = None
         if deploy:
             hidden = mid + in_chs  # the reserved input channels of RM (paper Fig. 1 and 2b)
             if hidden % group_width:
@@ -70,7 +70,7 @@ class RMBlock(nn.Module):
         self.act2 = nn.ReLU(inplace=True)
         self.conv3 = nn.Conv2d(mid, out_chs, 1, bias=False, **dd)
         self.bn3 = nn.BatchNorm2d(out_chs, **dd)
-        self.downsample: Optional[nn.Module] = None
+        self.downsample: nn.Module | None = None
         if stride != 1 or in_chs != out_chs:
             self.downsample = nn.Sequential(nn.Conv2d(in_chs, out_chs, 1, stride, bias=False, **dd),
                                             nn.BatchNorm2d(out_chs, **dd))
@@ -115,9 +115,9 @@ class RMNet(FeatureTapsMixin, ClassifierHeadMixin, nn.Module):
     ``"cifar"`` (/1); the stages reduce by 8 more. Feature taps: the stem and each stage.
     """
 
-    def __init__(self, depths: Tuple[int, ...], expand_ratio: int, group_width: int, stem_type: str = "imagenet",
+    def __init__(self, depths: tuple[int, ...], expand_ratio: int, group_width: int, stem_type: str = "imagenet",
                  num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0, global_pool: str = "avg",
-                 widths: Tuple[int, ...] = STAGE_WIDTHS, deploy: bool = False, device=None, dtype=None,
+                 widths: tuple[int, ...] = STAGE_WIDTHS, deploy: bool = False, device=None, dtype=None,
                  **kwargs: Any) -> None:
         super().__init__()
         if kwargs:
@@ -170,11 +170,11 @@ class RMNet(FeatureTapsMixin, ClassifierHeadMixin, nn.Module):
                 nn.init.zeros_(module.bn3.weight)
 
     @torch.jit.ignore
-    def group_matcher(self, coarse: bool = False) -> Dict[str, Any]:
+    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         return dict(stem=r"^stem", blocks=r"^stages\.(\d+)" if coarse else r"^stages\.(\d+)\.(\d+)")
 
     @torch.jit.ignore
-    def _segments(self) -> List[nn.Module]:
+    def _segments(self) -> list[nn.Module]:
         return [self.stem, *self.stages]
 
     @torch.jit.ignore
@@ -212,7 +212,7 @@ default_cfgs = generate_default_cfgs({
 })
 
 
-def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: RMNet) -> Dict[str, torch.Tensor]:
+def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: RMNet) -> dict[str, torch.Tensor]:
     """A state_dict for ``model``: the model's own keys as they are, or the flat ``nn.Sequential`` that
     ``replication.rm.convert`` returns (keys ``0.weight``, ``0.bias``, ...) mapped in order onto a
     deploy-form model (same tensors, same order: stem convs, block convs, classifier)."""
