@@ -1,32 +1,50 @@
-"""The timm-style classifier head shared by the project's model classes."""
+"""timm's model interface for the project's own model classes: classifier head, feature taps, pruning.
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here or in the model files: TorchScript reads the
+annotations of scripted methods and class attributes, and cannot read them as strings.
+"""
+
 
 import torch
-from timm.layers import create_classifier
+from timm.layers import create_classifier, get_device_dtype
+from timm.models._features import feature_take_indices
 from torch import nn
+
+__all__ = ["ClassifierHeadMixin", "FeatureTapsMixin", "module_stride", "stride_taps"]
 
 
 class ClassifierHeadMixin:
     """``global_pool`` -> ``head_drop`` -> ``fc`` over ``forward_features``, with timm's head API.
 
-    The class sets ``num_features`` and calls :meth:`_init_head` in its constructor.
+    The layout of timm's ``ResNet`` head (``global_pool`` and ``fc`` from timm's ``create_classifier``,
+    so state_dict keys stay ``fc.*``). The class sets ``num_features`` and calls :meth:`_init_head`.
     """
 
     num_features: int
     num_classes: int
+    head_hidden_size: int
 
-    def _init_head(self, num_classes: int, drop_rate: float, global_pool: str) -> None:
+    def _init_head(self, num_classes: int, drop_rate: float, global_pool: str, device=None, dtype=None) -> None:
         self.num_classes = num_classes
-        self.global_pool, self.fc = create_classifier(self.num_features, num_classes, pool_type=global_pool)
+        self.global_pool, self.fc = create_classifier(self.num_features, num_classes, pool_type=global_pool,
+                                                      device=device, dtype=dtype)
+        self.head_hidden_size = self.num_features * self.global_pool.feat_mult()
         self.head_drop = nn.Dropout(drop_rate)
 
-    def get_classifier(self) -> nn.Module:
-        return self.fc
+    @torch.jit.ignore
+    def get_classifier(self, name_only: bool = False) -> str | nn.Module:
+        return "fc" if name_only else self.fc
 
-    def reset_classifier(self, num_classes: int, global_pool: str = "avg") -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """New classifier for ``num_classes`` (0: none); ``global_pool`` None keeps the current pooling."""
+        dd = get_device_dtype(self)
         self.num_classes = num_classes
-        self.global_pool, self.fc = create_classifier(self.num_features, num_classes, pool_type=global_pool)
+        if global_pool is None:
+            global_pool = self.global_pool.pool_type
+        self.global_pool, self.fc = create_classifier(self.num_features, num_classes, pool_type=global_pool, **dd)
+        self.head_hidden_size = self.num_features * self.global_pool.feat_mult()
+        self.global_pool.train(self.training)
+        self.fc.train(self.training)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.head_drop(self.global_pool(x))
@@ -34,3 +52,95 @@ class ClassifierHeadMixin:
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+
+class FeatureTapsMixin:
+    """timm's ``forward_intermediates`` / ``prune_intermediate_layers`` over a chain of segments.
+
+    The class lists its ``feature_info`` (one entry per tap) and implements :meth:`_segments`: the
+    modules that, applied in order, give ``forward_features``; tap ``i`` is the output of segment ``i``.
+    Pruning to tap ``i`` calls :meth:`_prune_after` (which drops every segment after it).
+    """
+
+    @torch.jit.ignore
+    def _segments(self) -> list[nn.Module]:
+        raise NotImplementedError
+
+    @torch.jit.ignore
+    def _prune_after(self, index: int) -> None:
+        raise NotImplementedError
+
+    @torch.jit.ignore
+    def forward_intermediates(
+            self,
+            x: torch.Tensor,
+            indices: int | list[int] | None = None,
+            norm: bool = False,
+            stop_early: bool = False,
+            output_fmt: str = "NCHW",
+            intermediates_only: bool = False,
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Features and the feature maps at ``indices`` (all taps if None, the last n if an int)."""
+        if output_fmt != "NCHW":
+            raise ValueError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
+        segments = self._segments()
+        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
+        intermediates = []
+        for index, segment in enumerate(segments):
+            if stop_early and index > max_index:
+                break
+            x = segment(x)
+            if index in take_indices:
+                intermediates.append(x)
+        if intermediates_only:
+            return intermediates
+        return x, intermediates
+
+    @torch.jit.ignore
+    def prune_intermediate_layers(self, indices: int | list[int] = 1, prune_norm: bool = False,
+                                  prune_head: bool = True) -> list[int]:
+        """Drop the layers after the last tap in ``indices`` (and the head); the kept tap indices."""
+        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
+        prune_end = max_index < len(self.feature_info) - 1
+        if prune_end:
+            self._prune_after(max_index)
+            # the features now end at that tap: the head, sized for the last features, goes too
+            self.num_features = self.head_hidden_size = self.feature_info[max_index]["num_chs"]
+        if prune_head or prune_end:
+            self.reset_classifier(0, "")
+        return take_indices
+
+
+def module_stride(module: nn.Module) -> int:
+    """The spatial stride of ``module``: the product of its convs' and pools' strides (rows)."""
+    stride = 1
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+            step = layer.stride if isinstance(layer.stride, int) else layer.stride[0]
+            stride *= step
+    return stride
+
+
+def _out_channels(module: nn.Module, channels: int) -> int:
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d):
+            channels = layer.out_channels
+        elif isinstance(layer, nn.BatchNorm2d):
+            channels = layer.num_features
+        elif hasattr(layer, "delta") and isinstance(getattr(layer, "weight", None), torch.Tensor):
+            channels = layer.weight.shape[0]  # DiracConv2d
+    return channels
+
+
+def stride_taps(layers: nn.Sequential, prefix: str, first: tuple[int, ...] = ()) -> list[dict]:
+    """``feature_info`` of a flat chain of layers: the last layer at each resolution (before each
+    strided layer, and the final layer), plus the layers at indices ``first``."""
+    strides = [module_stride(layer) for layer in layers]
+    taps = set(first) | {index for index in range(len(layers) - 1) if strides[index + 1] > 1} | {len(layers) - 1}
+    info, reduction, channels = [], 1, 0
+    for index, layer in enumerate(layers):
+        reduction *= strides[index]
+        channels = _out_channels(layer, channels)
+        if index in taps:
+            info.append(dict(num_chs=channels, reduction=reduction, module=f"{prefix}.{index}", index=index))
+    return info

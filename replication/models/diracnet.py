@@ -7,8 +7,6 @@ plain Conv2d with that weight. Layout follows ResNet-34 without shortcuts (width
 6 / 8 / 12 / 6 convs per group), downsampling by 2x2 max-pooling between groups as DiracNet does.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 import torch
@@ -19,7 +17,7 @@ from torch.nn import functional as F
 from .. import rm
 from ..rm.readers.common import plain_layers
 from ..rm.readers.timm import timm_head
-from ._head import ClassifierHeadMixin
+from ._head import ClassifierHeadMixin, FeatureTapsMixin, stride_taps
 
 __all__ = ["DiracConv2d", "DiracNet"]
 
@@ -27,13 +25,14 @@ __all__ = ["DiracConv2d", "DiracNet"]
 class DiracConv2d(nn.Module):
     """A 3x3 'same' conv with the Dirac parameterisation; (N, in, H, W) -> (N, out, H, W)."""
 
-    def __init__(self, in_chs: int, out_chs: int) -> None:
+    def __init__(self, in_chs: int, out_chs: int, device=None, dtype=None) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.empty(out_chs, in_chs, 3, 3))
+        dd = {"device": device, "dtype": dtype}
+        self.weight = nn.Parameter(torch.empty(out_chs, in_chs, 3, 3, **dd))
         nn.init.kaiming_normal_(self.weight, mode="fan_out", nonlinearity="relu")
-        self.alpha = nn.Parameter(torch.ones(out_chs))
-        self.beta = nn.Parameter(torch.full((out_chs,), 0.1))
-        delta = torch.zeros(out_chs, in_chs, 3, 3)
+        self.alpha = nn.Parameter(torch.ones(out_chs, **dd))
+        self.beta = nn.Parameter(torch.full((out_chs,), 0.1, **dd))
+        delta = torch.zeros(out_chs, in_chs, 3, 3, **dd)
         nn.init.dirac_(delta)
         self.register_buffer("delta", delta, persistent=False)
 
@@ -54,18 +53,24 @@ class DiracConv2d(nn.Module):
         return conv
 
 
-class DiracNet(ClassifierHeadMixin, nn.Module):
-    """DiracNet: stem conv, then groups of DiracConv2d + BN + ReLU separated by 2x2 max-pools."""
+class DiracNet(FeatureTapsMixin, ClassifierHeadMixin, nn.Module):
+    """DiracNet: stem conv, then groups of DiracConv2d + BN + ReLU separated by 2x2 max-pools.
+
+    Feature taps (in the flat ``features``): the stem's ReLU and the last ReLU of each group.
+    """
 
     def __init__(self, layers: tuple[int, ...] = (6, 8, 12, 6), widths: tuple[int, ...] = (64, 128, 256, 512),
                  stem_type: str = "imagenet", num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0,
-                 global_pool: str = "avg") -> None:
+                 global_pool: str = "avg", device=None, dtype=None) -> None:
         super().__init__()
+        dd = {"device": device, "dtype": dtype}
+        self.in_chans = in_chans
         if stem_type == "imagenet":
-            stem = [nn.Conv2d(in_chans, widths[0], 7, 2, 3, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True),
-                    nn.MaxPool2d(3, 2, 1)]
+            stem = [nn.Conv2d(in_chans, widths[0], 7, 2, 3, bias=False, **dd), nn.BatchNorm2d(widths[0], **dd),
+                    nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1)]
         elif stem_type == "cifar":
-            stem = [nn.Conv2d(in_chans, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)]
+            stem = [nn.Conv2d(in_chans, widths[0], 3, 1, 1, bias=False, **dd), nn.BatchNorm2d(widths[0], **dd),
+                    nn.ReLU(inplace=True)]
         else:
             raise ValueError(f"DiracNet: stem_type must be 'imagenet' or 'cifar', got {stem_type!r}")
         features: list[nn.Module] = list(stem)
@@ -74,11 +79,25 @@ class DiracNet(ClassifierHeadMixin, nn.Module):
             if index > 0:
                 features.append(nn.MaxPool2d(2))
             for _ in range(count):
-                features += [DiracConv2d(in_chs, width), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+                features += [DiracConv2d(in_chs, width, **dd), nn.BatchNorm2d(width, **dd), nn.ReLU(inplace=True)]
                 in_chs = width
         self.features = nn.Sequential(*features)
-        self.num_features = self.head_hidden_size = in_chs
-        self._init_head(num_classes, drop_rate, global_pool)
+        self.feature_info = stride_taps(self.features, "features", first=(2,))
+        self.num_features = in_chs
+        self._init_head(num_classes, drop_rate, global_pool, **dd)
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
+        return dict(stem=r"^features\.[0-2]\.", blocks=r"^features\.(\d+)")
+
+    @torch.jit.ignore
+    def _segments(self) -> list[nn.Module]:
+        ends = [info["index"] for info in self.feature_info]
+        return [self.features[start + 1:end + 1] for start, end in zip([-1] + ends[:-1], ends)]
+
+    @torch.jit.ignore
+    def _prune_after(self, index: int) -> None:
+        self.features = self.features[:self.feature_info[index]["index"] + 1]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
@@ -97,13 +116,15 @@ default_cfgs = generate_default_cfgs({
 @register_model
 def diracnet34(pretrained: bool = False, **kwargs: Any) -> DiracNet:
     """DiracNet-34, ImageNet stem."""
-    return build_model_with_cfg(DiracNet, "diracnet34", pretrained, **dict(dict(stem_type="imagenet"), **kwargs))
+    return build_model_with_cfg(DiracNet, "diracnet34", pretrained, feature_cfg=dict(flatten_sequential=True),
+                                **dict(dict(stem_type="imagenet"), **kwargs))
 
 
 @register_model
 def diracnet34_cifar(pretrained: bool = False, **kwargs: Any) -> DiracNet:
     """DiracNet-34, CIFAR stem (paper Table 1, CIFAR rows)."""
-    return build_model_with_cfg(DiracNet, "diracnet34_cifar", pretrained, **dict(dict(stem_type="cifar"), **kwargs))
+    return build_model_with_cfg(DiracNet, "diracnet34_cifar", pretrained,
+                                feature_cfg=dict(flatten_sequential=True), **dict(dict(stem_type="cifar"), **kwargs))
 
 
 # --- RM conversion: this family's reader (the RM core knows nothing of this package) ---

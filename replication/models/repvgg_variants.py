@@ -11,60 +11,93 @@
 Deploy form: ``timm.utils.reparameterize_model`` (each RepVggBlock fuses its branches into one 3x3 conv).
 """
 
-from __future__ import annotations
-
 import dataclasses
 from typing import Any
 
 import torch
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
-from timm.models.byobnet import ByobNet, RepVggBlock, get_layer_fns, model_cfgs
+from timm.models.byobnet import ByobNet, ByoModelCfg, RepVggBlock, get_layer_fns, model_cfgs
 from torch import nn
 
 from .. import rm
 from ..rm.readers.common import plain_layers
 from ..rm.readers.timm import repvgg_block_layers, timm_head
-from ._head import ClassifierHeadMixin
+from ._head import ClassifierHeadMixin, FeatureTapsMixin
 from .resnet_variants import DEPTH_STUDY_LAYERS
 
-__all__ = ["RepVGGResNet"]
+__all__ = ["CifarRepVgg", "RepVGGResNet"]
 
 STAGE_WIDTHS = (64, 128, 256, 512)
 
 
-class RepVGGResNet(ClassifierHeadMixin, nn.Module):
+class RepVGGResNet(FeatureTapsMixin, ClassifierHeadMixin, nn.Module):
     """ResNet layout with two RepVGG blocks per ResNet BasicBlock (Appendix A.2).
 
     ``stem_type="imagenet"``: 7x7 stride-2 conv + BN + ReLU + 3x3 stride-2 max-pool (the ResNet stem);
     ``"cifar"``: 3x3 stride-1 conv + BN + ReLU. Input (N, in_chans, H, W) -> logits (N, num_classes).
+    Feature taps: the stem and each stage.
     """
 
     def __init__(self, layers: tuple[int, ...], stem_type: str = "imagenet", num_classes: int = 1000,
                  in_chans: int = 3, drop_rate: float = 0.0, global_pool: str = "avg",
-                 widths: tuple[int, ...] = STAGE_WIDTHS) -> None:
+                 widths: tuple[int, ...] = STAGE_WIDTHS, device=None, dtype=None) -> None:
         super().__init__()
         if stem_type not in ("imagenet", "cifar"):
             raise ValueError(f"RepVGGResNet: stem_type must be 'imagenet' or 'cifar', got {stem_type!r}")
+        dd = {"device": device, "dtype": dtype}
+        self.in_chans = in_chans
         if stem_type == "imagenet":
-            self.stem = nn.Sequential(nn.Conv2d(in_chans, widths[0], 7, 2, 3, bias=False), nn.BatchNorm2d(widths[0]),
-                                      nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
+            self.stem = nn.Sequential(nn.Conv2d(in_chans, widths[0], 7, 2, 3, bias=False, **dd),
+                                      nn.BatchNorm2d(widths[0], **dd), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
+            reduction = 4
         else:
-            self.stem = nn.Sequential(nn.Conv2d(in_chans, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]),
-                                      nn.ReLU(inplace=True))
+            self.stem = nn.Sequential(nn.Conv2d(in_chans, widths[0], 3, 1, 1, bias=False, **dd),
+                                      nn.BatchNorm2d(widths[0], **dd), nn.ReLU(inplace=True))
+            reduction = 1
+        self.feature_info = [dict(num_chs=widths[0], reduction=reduction, module=f"stem.{len(self.stem) - 1}")]
         stages, in_chs = [], widths[0]
         for index, (resnet_blocks, width) in enumerate(zip(layers, widths)):
             blocks = []
             for block_index in range(resnet_blocks):
                 stride = 2 if index > 0 and block_index == 0 else 1
-                blocks += [RepVggBlock(in_chs, width, stride=stride), RepVggBlock(width, width)]
+                blocks += [RepVggBlock(in_chs, width, stride=stride, **dd), RepVggBlock(width, width, **dd)]
                 in_chs = width
+            reduction *= 2 if index > 0 else 1
             stages.append(nn.Sequential(*blocks))
+            self.feature_info.append(dict(num_chs=width, reduction=reduction, module=f"stages.{index}"))
         self.stages = nn.Sequential(*stages)
-        self.num_features = self.head_hidden_size = in_chs
-        self._init_head(num_classes, drop_rate, global_pool)
+        self.num_features = in_chs
+        self._init_head(num_classes, drop_rate, global_pool, **dd)
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
+        return dict(stem=r"^stem", blocks=r"^stages\.(\d+)" if coarse else r"^stages\.(\d+)\.(\d+)")
+
+    @torch.jit.ignore
+    def _segments(self) -> list[nn.Module]:
+        return [self.stem, *self.stages]
+
+    @torch.jit.ignore
+    def _prune_after(self, index: int) -> None:
+        self.stages = self.stages[:index]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(self.stem(x))
+
+
+class CifarRepVgg(ByobNet):
+    """timm's RepVGG (a ``ByobNet``) with a stride-1 RepVGG stem, built in the constructor (so that
+    ``features_only`` wraps the model as it is); ``feature_info`` reductions follow the stem's stride 1."""
+
+    def __init__(self, cfg: ByoModelCfg, in_chans: int = 3, device=None, dtype=None, **kwargs: Any) -> None:
+        super().__init__(cfg, in_chans=in_chans, device=device, dtype=dtype, **kwargs)
+        stem_chs = self.stem.conv_kxk.conv.out_channels
+        self.stem = RepVggBlock(in_chans, stem_chs, stride=1, layers=get_layer_fns(cfg), device=device, dtype=dtype)
+        for info in self.feature_info:  # timm counted the usual stride-2 stem
+            info["reduction"] //= 2
+        if self.feature_info[0]["stage"] != 0:  # a stride-1 first stage: timm lists no stem tap, add it
+            self.feature_info.insert(0, dict(num_chs=stem_chs, reduction=1, module="stem", stage=0))
+        self.stage_ends = [info["stage"] for info in self.feature_info]
 
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
@@ -85,7 +118,8 @@ default_cfgs = generate_default_cfgs({
 
 
 def _create(variant: str, layers: tuple[int, ...], stem_type: str, pretrained: bool, **kwargs: Any) -> RepVGGResNet:
-    return build_model_with_cfg(RepVGGResNet, variant, pretrained, layers=layers, stem_type=stem_type, **kwargs)
+    return build_model_with_cfg(RepVGGResNet, variant, pretrained, layers=layers, stem_type=stem_type,
+                                feature_cfg=dict(flatten_sequential=True), **kwargs)
 
 
 @register_model
@@ -126,10 +160,8 @@ def repvgg_a2_cifar(pretrained: bool = False, **kwargs: Any) -> ByobNet:
     base = model_cfgs["repvgg_a2"]
     blocks = (dataclasses.replace(base.blocks[0], s=1),) + tuple(base.blocks[1:])
     cfg = dataclasses.replace(base, blocks=blocks)
-    model = build_model_with_cfg(ByobNet, "repvgg_a2_cifar", pretrained, model_cfg=cfg,
-                                 feature_cfg=dict(flatten_sequential=True), **kwargs)
-    model.stem = RepVggBlock(kwargs.get("in_chans", 3), base.stem_chs, stride=1, layers=get_layer_fns(cfg))
-    return model
+    return build_model_with_cfg(CifarRepVgg, "repvgg_a2_cifar", pretrained, model_cfg=cfg,
+                                feature_cfg=dict(flatten_sequential=True), **kwargs)
 
 
 # --- RM conversion: this family's reader (the RM core knows nothing of this package) ---

@@ -12,8 +12,6 @@ All are timm ``ResNet`` instances (so timm tooling and ``replication.rm.convert`
   not list its stage split; this one keeps stages near-equal and hits the stated depths exactly.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 import torch
@@ -21,7 +19,7 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, register_mo
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 from torch import nn
 
-__all__ = ["PlainBasicBlock", "PlainBottleneck", "cifar_stem_", "DEPTH_STUDY_LAYERS"]
+__all__ = ["CifarResNet", "PlainBasicBlock", "PlainBottleneck", "cifar_stem_", "DEPTH_STUDY_LAYERS"]
 
 DEPTH_STUDY_LAYERS = {21: (2, 3, 3, 2), 37: (4, 5, 5, 4), 69: (8, 9, 9, 8), 133: (16, 17, 17, 16)}
 
@@ -63,20 +61,33 @@ class PlainBottleneck(Bottleneck):
         return self.act3(self.bn3(self.conv3(x)))
 
 
-def cifar_stem_(model: ResNet, in_chans: int) -> ResNet:
-    """Replace the 7x7 stride-2 stem and max-pool with a 3x3 stride-1 conv, in place."""
+class CifarResNet(ResNet):
+    """timm's ``ResNet`` with the CIFAR stem built in its constructor: the 7x7 stride-2 conv and the
+    max-pool become one 3x3 stride-1 conv, so ``feature_info`` reductions are 1, 1, 2, 4, 8 (and
+    ``features_only`` wraps the model as it is)."""
+
+    def __init__(self, *args: Any, in_chans: int = 3, device=None, dtype=None, **kwargs: Any) -> None:
+        super().__init__(*args, in_chans=in_chans, device=device, dtype=dtype, **kwargs)
+        cifar_stem_(self, in_chans, device=device, dtype=dtype)
+
+
+def cifar_stem_(model: ResNet, in_chans: int, device=None, dtype=None) -> ResNet:
+    """Replace the 7x7 stride-2 stem and max-pool with a 3x3 stride-1 conv, in place; fix ``feature_info``."""
     width = model.conv1.out_channels
-    model.conv1 = nn.Conv2d(in_chans, width, 3, 1, 1, bias=False)
+    model.conv1 = nn.Conv2d(in_chans, width, 3, 1, 1, bias=False, device=device, dtype=dtype)
     model.maxpool = nn.Identity()
     nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
-    model.feature_info[0]["reduction"] = 1
+    # timm's taps: act1 (/2), layer1 (/4, after the pool), layer2-4 (/8 ... /32): all 4x smaller now,
+    # except act1, which only loses the stem conv's stride
+    for index, info in enumerate(model.feature_info):
+        info["reduction"] = 1 if index == 0 else info["reduction"] // 4
     return model
 
 
 def _create(variant: str, block: type[nn.Module], layers: tuple[int, ...], cifar: bool, pretrained: bool,
             **kwargs: Any) -> ResNet:
-    model = build_model_with_cfg(ResNet, variant, pretrained, block=block, layers=list(layers), **kwargs)
-    return cifar_stem_(model, kwargs.get("in_chans", 3)) if cifar else model
+    return build_model_with_cfg(CifarResNet if cifar else ResNet, variant, pretrained, block=block,
+                                layers=list(layers), **kwargs)
 
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:

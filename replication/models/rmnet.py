@@ -14,8 +14,6 @@ Deploy form: every block has ``reparameterize()`` (timm's hook), so ``timm.utils
 gives the plain network; ``replication.rm.convert`` gives the same network as one ``nn.Sequential``.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 import torch
@@ -26,39 +24,57 @@ from torch import nn
 from .. import rm
 from ..rm.readers.common import resnet_block_branch
 from ..rm.readers.timm import repvgg_block_layers, timm_head
-from ._head import ClassifierHeadMixin
+from ._head import ClassifierHeadMixin, FeatureTapsMixin
 
-__all__ = ["RMBlock", "RMNet"]
+__all__ = ["RMBlock", "RMNet", "checkpoint_filter_fn", "deploy_repvgg_block"]
 
 STAGE_WIDTHS = (64, 128, 256, 512)
 STEM_TYPES = ("imagenet", "cifar")
 
 
 class RMBlock(nn.Module):
-    """Inverted residual block of RMNet (training form), input and output (N, C, H, W) >= 0."""
+    """Inverted residual block of RMNet, input and output (N, C, H, W) >= 0.
+
+    Training form (default): the residual block. Deploy form (``deploy=True``, or after
+    :meth:`reparameterize`): ``reparam``, the plain chain its RM conversion (``"dirac"`` downsampling,
+    BN folded) gives: 1x1 conv (in -> mid + in) + ReLU, 3x3 grouped conv (same group width) + ReLU,
+    1x1 conv (-> out) + ReLU, so that a deploy-form model loads a converted state_dict.
+    """
 
     def __init__(self, in_chs: int, out_chs: int, stride: int = 1, expand_ratio: int = 2,
-                 group_width: int = 32) -> None:
+                 group_width: int = 32, deploy: bool = False, device=None, dtype=None) -> None:
         super().__init__()
+        dd = {"device": device, "dtype": dtype}
         mid = (expand_ratio - 1) * out_chs
         if expand_ratio < 2:
             raise ValueError(f"RMBlock: expand_ratio must be >= 2 (mid = (e - 1) x out), got {expand_ratio}")
         if mid % group_width:
             raise ValueError(f"RMBlock: hidden width {mid} (= ({expand_ratio} - 1) x {out_chs}) is not divisible "
                              f"by the group width {group_width}")
-        self.conv1 = nn.Conv2d(in_chs, mid, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(mid)
-        self.act1 = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(mid, mid, 3, stride, 1, groups=mid // group_width, bias=False)
-        self.bn2 = nn.BatchNorm2d(mid)
-        self.act2 = nn.ReLU(inplace=True)
-        self.conv3 = nn.Conv2d(mid, out_chs, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(out_chs)
-        self.downsample = None
-        if stride != 1 or in_chs != out_chs:
-            self.downsample = nn.Sequential(nn.Conv2d(in_chs, out_chs, 1, stride, bias=False), nn.BatchNorm2d(out_chs))
-        self.act3 = nn.ReLU(inplace=True)
         self.reparam: nn.Sequential | None = None
+        if deploy:
+            hidden = mid + in_chs  # the reserved input channels of RM (paper Fig. 1 and 2b)
+            if hidden % group_width:
+                raise ValueError(f"RMBlock: the deploy form's hidden width {hidden} (= {mid} + {in_chs}) is not "
+                                 f"divisible by the group width {group_width}")
+            self.reparam = nn.Sequential(
+                nn.Conv2d(in_chs, hidden, 1, **dd), nn.ReLU(inplace=True),
+                nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden // group_width, **dd), nn.ReLU(inplace=True),
+                nn.Conv2d(hidden, out_chs, 1, **dd), nn.ReLU(inplace=True))
+            return
+        self.conv1 = nn.Conv2d(in_chs, mid, 1, bias=False, **dd)
+        self.bn1 = nn.BatchNorm2d(mid, **dd)
+        self.act1 = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(mid, mid, 3, stride, 1, groups=mid // group_width, bias=False, **dd)
+        self.bn2 = nn.BatchNorm2d(mid, **dd)
+        self.act2 = nn.ReLU(inplace=True)
+        self.conv3 = nn.Conv2d(mid, out_chs, 1, bias=False, **dd)
+        self.bn3 = nn.BatchNorm2d(out_chs, **dd)
+        self.downsample: nn.Module | None = None
+        if stride != 1 or in_chs != out_chs:
+            self.downsample = nn.Sequential(nn.Conv2d(in_chs, out_chs, 1, stride, bias=False, **dd),
+                                            nn.BatchNorm2d(out_chs, **dd))
+        self.act3 = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.reparam is not None:
@@ -79,16 +95,30 @@ class RMBlock(nn.Module):
         self.reparam = plain
 
 
-class RMNet(ClassifierHeadMixin, nn.Module):
-    """RMNet with stage depths ``depths`` (training form until re-parameterised).
+def deploy_repvgg_block(in_chs: int, out_chs: int, stride: int, device=None, dtype=None) -> RepVggBlock:
+    """A timm RepVggBlock in inference mode: what ``reparameterize()`` leaves (``reparam_conv``, 3x3).
+
+    timm's ``inference_mode=True`` builds ``reparam_conv`` without padding, where ``reparameterize()``
+    keeps the branch's padding 1; the padding is set here so both forms have the same output size.
+    """
+    block = RepVggBlock(in_chs, out_chs, stride=stride, inference_mode=True, device=device, dtype=dtype)
+    block.reparam_conv.padding = (1, 1)
+    return block
+
+
+class RMNet(FeatureTapsMixin, ClassifierHeadMixin, nn.Module):
+    """RMNet with stage depths ``depths``: training form, or with ``deploy=True`` the plain form that
+    ``timm.utils.reparameterize_model`` gives (and that loads its state_dict, or with
+    :func:`checkpoint_filter_fn` the one of ``replication.rm.convert``).
 
     Input (N, in_chans, H, W) -> logits (N, num_classes). ``stem_type`` is ``"imagenet"`` (/4) or
-    ``"cifar"`` (/1); the stages reduce by 8 more.
+    ``"cifar"`` (/1); the stages reduce by 8 more. Feature taps: the stem and each stage.
     """
 
     def __init__(self, depths: tuple[int, ...], expand_ratio: int, group_width: int, stem_type: str = "imagenet",
                  num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0, global_pool: str = "avg",
-                 widths: tuple[int, ...] = STAGE_WIDTHS, **kwargs: Any) -> None:
+                 widths: tuple[int, ...] = STAGE_WIDTHS, deploy: bool = False, device=None, dtype=None,
+                 **kwargs: Any) -> None:
         super().__init__()
         if kwargs:
             raise TypeError(f"RMNet got unexpected arguments: {', '.join(sorted(kwargs))}")
@@ -96,27 +126,38 @@ class RMNet(ClassifierHeadMixin, nn.Module):
             raise ValueError(f"RMNet: stem_type must be one of {STEM_TYPES}, got {stem_type!r}")
         if len(depths) != len(widths):
             raise ValueError(f"RMNet: {len(depths)} stage depths for {len(widths)} stage widths")
+        dd = {"device": device, "dtype": dtype}
+        self.in_chans = in_chans
         self.drop_rate = drop_rate
         self.stem_type = stem_type
+        self.deploy = deploy
         stem_width = widths[0]
-        if stem_type == "imagenet":
-            self.stem = nn.Sequential(RepVggBlock(in_chans, stem_width, stride=2),
-                                      RepVggBlock(stem_width, stem_width, stride=2))
-        else:
-            self.stem = nn.Sequential(RepVggBlock(in_chans, stem_width, stride=1))
+        stem_strides = (2, 2) if stem_type == "imagenet" else (1,)
+        stem_block = deploy_repvgg_block if deploy else RepVggBlock
+        stem, in_chs = [], in_chans
+        for stride in stem_strides:
+            stem.append(stem_block(in_chs, stem_width, stride=stride, **dd))
+            in_chs = stem_width
+        self.stem = nn.Sequential(*stem)
+        reduction = 2 ** len(stem_strides) if stem_type == "imagenet" else 1
+        self.feature_info = [
+            dict(num_chs=stem_width, reduction=reduction, module=f"stem.{len(stem) - 1}")]
         stages = []
-        in_chs = stem_width
         for index, (depth, width) in enumerate(zip(depths, widths)):
             blocks = []
             for block_index in range(depth):
                 stride = 2 if index > 0 and block_index == 0 else 1
-                blocks.append(RMBlock(in_chs, width, stride, expand_ratio, group_width * 2**index))
+                blocks.append(RMBlock(in_chs, width, stride, expand_ratio, group_width * 2**index, deploy=deploy,
+                                      **dd))
                 in_chs = width
+            reduction *= 2 if index > 0 else 1
             stages.append(nn.Sequential(*blocks))
+            self.feature_info.append(dict(num_chs=width, reduction=reduction, module=f"stages.{index}"))
         self.stages = nn.Sequential(*stages)
-        self.num_features = self.head_hidden_size = in_chs
-        self._init_head(num_classes, drop_rate, global_pool)
-        self._init_weights()
+        self.num_features = in_chs
+        self._init_head(num_classes, drop_rate, global_pool, **dd)
+        if not deploy:
+            self._init_weights()
 
     def _init_weights(self) -> None:
         for module in self.modules():
@@ -127,6 +168,18 @@ class RMNet(ClassifierHeadMixin, nn.Module):
         for module in self.modules():
             if isinstance(module, RMBlock):
                 nn.init.zeros_(module.bn3.weight)
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
+        return dict(stem=r"^stem", blocks=r"^stages\.(\d+)" if coarse else r"^stages\.(\d+)\.(\d+)")
+
+    @torch.jit.ignore
+    def _segments(self) -> list[nn.Module]:
+        return [self.stem, *self.stages]
+
+    @torch.jit.ignore
+    def _prune_after(self, index: int) -> None:
+        self.stages = self.stages[:index]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(self.stem(x))
@@ -159,12 +212,32 @@ default_cfgs = generate_default_cfgs({
 })
 
 
+def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: RMNet) -> dict[str, torch.Tensor]:
+    """A state_dict for ``model``: the model's own keys as they are, or the flat ``nn.Sequential`` that
+    ``replication.rm.convert`` returns (keys ``0.weight``, ``0.bias``, ...) mapped in order onto a
+    deploy-form model (same tensors, same order: stem convs, block convs, classifier)."""
+    if not state_dict or not all(key.split(".", 1)[0].isdigit() for key in state_dict):
+        return state_dict
+    own = model.state_dict()
+    if len(own) != len(state_dict):
+        raise ValueError(f"a converted state_dict of {len(state_dict)} tensors for a model of {len(own)}: "
+                         f"build the model with deploy=True (and the same num_classes)")
+    mapped = {}
+    for (key, target), (source_key, tensor) in zip(own.items(), state_dict.items()):
+        if target.shape != tensor.shape or key.rsplit(".", 1)[-1] != source_key.rsplit(".", 1)[-1]:
+            raise ValueError(f"converted tensor {source_key} {tuple(tensor.shape)} does not fit {key} "
+                             f"{tuple(target.shape)}")
+        mapped[key] = tensor
+    return mapped
+
+
 def _create_rmnet(variant: str, pretrained: bool = False, **kwargs: Any) -> RMNet:
     arch = variant.removesuffix("_cifar")
     depths, expand_ratio, group_width = MODEL_ARCHS[arch]
     model_args = dict(depths=depths, expand_ratio=expand_ratio, group_width=group_width,
                       stem_type="cifar" if variant.endswith("_cifar") else "imagenet")
-    return build_model_with_cfg(RMNet, variant, pretrained, **dict(model_args, **kwargs))
+    return build_model_with_cfg(RMNet, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn,
+                                feature_cfg=dict(flatten_sequential=True), **dict(model_args, **kwargs))
 
 
 @register_model
