@@ -168,7 +168,8 @@ class _Trace:
         if not children:
             return None
         parts = [self.macs(child) for child in children]
-        return None if any(p is None for p in parts) else sum(parts)  # type: ignore[misc]
+        known = [p for p in parts if p is not None]
+        return None if len(known) < len(parts) else sum(known)
 
     def input_shape(self, module: nn.Module | None) -> torch.Size | None:
         if module is None:

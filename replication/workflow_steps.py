@@ -15,17 +15,20 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 import torch
 
-from .experiments import ablation as ablation_experiment
-from .experiments import finetune as finetune_experiment
-from .experiments import mobilenet as mobilenet_experiment
-from .experiments import pruning as pruning_experiment
-from .experiments import throughput as throughput_experiment
+from .experiments import (
+    ablation as ablation_experiment,
+    finetune as finetune_experiment,
+    mobilenet as mobilenet_experiment,
+    pruning as pruning_experiment,
+    throughput as throughput_experiment,
+)
 from .measure.throughput import ThroughputConfig
 from .report import figures
 from .results import write_csv_atomic

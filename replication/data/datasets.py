@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import pickle
-from collections.abc import Mapping
+from collections.abc import Mapping, Sized
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch.utils.data import Dataset, Subset
-from torchvision import datasets as tv_datasets
-from torchvision import transforms as T
+from torchvision import datasets as tv_datasets, transforms as T
 
 from .errors import DatasetFormatError, DatasetNotFoundError, check_labels
-from .fashion_mnist import DEFAULT_ROOT as FASHION_ROOT
-from .fashion_mnist import FashionMNIST
+from .fashion_mnist import DEFAULT_ROOT as FASHION_ROOT, FashionMNIST
 
 DATASETS = ("cifar10", "cifar100", "imagenet", "fashion_mnist")
 _STATS = {
@@ -114,22 +112,24 @@ def _transforms(name: str, size: int, train: bool, augment: bool) -> T.Compose:
 
 
 def _subset(dataset: Dataset, count: int | None, seed: int) -> Dataset:
-    if count is None or count >= len(dataset):
+    size = len(cast(Sized, dataset))  # the map-style datasets built here all have a length
+    if count is None or count >= size:
         return dataset
     generator = torch.Generator().manual_seed(seed)
-    return Subset(dataset, torch.randperm(len(dataset), generator=generator)[:count].tolist())
+    return Subset(dataset, torch.randperm(size, generator=generator)[:count].tolist())
 
 
 def _cifar(config: DataConfig, size: int) -> tuple[Dataset, Dataset]:
     root = Path(config.root or "data")
-    cls = _CIFAR10 if config.name == "cifar10" else _CIFAR100
+    cls: type[_CIFAR10] = _CIFAR10 if config.name == "cifar10" else _CIFAR100
     folder = root / cls.base_folder
     try:
         made = []
         for train in (True, False):
             dataset = cls.__new__(cls)
             dataset.verify_checksums = config.verify_checksums
-            cls.__init__(dataset, str(root), train=train, download=config.download,
+            # mypy resolves __init__ on this class object to object.__init__; it is CIFAR10's.
+            cls.__init__(dataset, str(root), train=train, download=config.download,  # type: ignore[call-arg]
                          transform=_transforms(config.name, size, train, config.augment))
             made.append(dataset)
     except (pickle.UnpicklingError, EOFError) as error:  # a batch file that is there but truncated
@@ -188,7 +188,8 @@ def _imagenet(config: DataConfig, size: int) -> tuple[Dataset, Dataset]:
             raise DatasetNotFoundError(
                 f"ImageNet {split} split not found at {folder}: expected an ImageFolder layout "
                 f"({folder}/<class>/<image>.JPEG). Point the data root at the folder holding train/ and val/.")
-        made.append(tv_datasets.ImageFolder(str(folder), transform=_transforms("imagenet", size, train, config.augment)))
+        transform = _transforms("imagenet", size, train, config.augment)
+        made.append(tv_datasets.ImageFolder(str(folder), transform=transform))
     # ImageFolder numbers the classes of each split by its own sorted folder names: a class missing
     # from one split would shift every later label of the other, and more than 1000 folders would give
     # labels beyond the classifier.

@@ -71,8 +71,8 @@ def summarize(metrics_files: list[str], runs: dict[str, dict[str, Any]], output:
     and its statistics still include them (dropping them would flatter the architecture).
     """
     per_seed = []
-    for path in metrics_files:
-        path = Path(path)
+    for metrics_file in metrics_files:
+        path = Path(metrics_file)
         seed_dir = path.parent
         run_name, dataset = seed_dir.parent.name, seed_dir.parent.parent.name
         last = pd.read_csv(path).iloc[-1].to_dict()

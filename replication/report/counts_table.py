@@ -95,7 +95,8 @@ def to_markdown(comparison: pd.DataFrame) -> str:
     return "\n".join(parts)
 
 
-def build(counts_csv: str | os.PathLike, comparison_csv: str | os.PathLike, markdown: str | os.PathLike) -> pd.DataFrame:
+def build(counts_csv: str | os.PathLike, comparison_csv: str | os.PathLike,
+          markdown: str | os.PathLike) -> pd.DataFrame:
     """Read the counts CSV, write the comparison CSV and Markdown table."""
     comparison = compare(pd.read_csv(counts_csv))
     write_csv_atomic(comparison, comparison_csv)

@@ -46,7 +46,8 @@ def _status(row) -> str:
     return f"{failed} seed(s) did not train" if failed else "trained"
 
 
-def accuracy_table(summary_csv: str | os.PathLike, paper_table: str, stem: str | os.PathLike, title: str) -> pd.DataFrame:
+def accuracy_table(summary_csv: str | os.PathLike, paper_table: str, stem: str | os.PathLike,
+                   title: str) -> pd.DataFrame:
     """Our top-1 (mean and 95 % CI over seeds) / params / MACs per run, beside the paper's top-1 for the
     same backbone on each dataset the paper reports. A difference is given only where our dataset is
     the paper's: a Fashion-MNIST number is never subtracted from a CIFAR one."""

@@ -32,8 +32,8 @@ def _spec(layer: nn.Module) -> dict[str, Any]:
         return {"type": "Linear", "in_features": layer.in_features, "out_features": layer.out_features,
                 "bias": layer.bias is not None}
     if type(layer) in (nn.BatchNorm2d, ReservedBatchNorm2d):
-        spec = {"type": type(layer).__name__, "num_features": layer.num_features, "eps": layer.eps,
-                "momentum": layer.momentum, "affine": layer.affine}
+        spec: dict[str, Any] = {"type": type(layer).__name__, "num_features": layer.num_features,
+                                "eps": layer.eps, "momentum": layer.momentum, "affine": layer.affine}
         if isinstance(layer, ReservedBatchNorm2d):
             spec["reserved"] = list(layer.rm_reserved)
         return spec

@@ -4,7 +4,8 @@ One process or many (``torchrun --nproc_per_node N -m replication train ...``, o
 the global batch is split evenly across processes and the data order comes from a DistributedSampler
 seeded by (seed, epoch), so N processes see the same global batches as one. On GPUs BatchNorm is
 synchronised (SyncBatchNorm), making N processes equal to one up to reduction order; on CPUs (gloo)
-SyncBatchNorm is unavailable, so each process normalises its own shard and BN models differ slightly. Rank 0 evaluates, writes ``metrics.csv`` (one row per epoch, atomically) and
+SyncBatchNorm is unavailable, so each process normalises its own shard and BN models differ slightly.
+Rank 0 evaluates, writes ``metrics.csv`` (one row per epoch, atomically) and
 ``checkpoint.pt`` (atomically, every epoch). A killed run restarted with the same output folder resumes
 after its last finished epoch with the same model, optimizer, scheduler and RNG state.
 """
@@ -16,10 +17,10 @@ import os
 import random
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sized
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
@@ -30,8 +31,15 @@ from tqdm.auto import tqdm
 from .. import zoo
 from ..data import DataConfig, build_datasets
 from ..results import append_rows_atomic, write_csv_atomic
-from .checkpoint import CheckpointError, ModelSpec, load_training_checkpoint, restore_rng_state, rng_state, save_atomic
-from .checkpoint import plain_values as _plain
+from .checkpoint import (
+    CheckpointError,
+    ModelSpec,
+    load_training_checkpoint,
+    plain_values as _plain,
+    restore_rng_state,
+    rng_state,
+    save_atomic,
+)
 from .presets import Preset, get_preset
 
 
@@ -104,7 +112,8 @@ def seed_everything(seed: int) -> None:
 def _parameter_groups(model: nn.Module, recipe: Preset) -> list[dict[str, Any]]:
     if not recipe.no_decay_on_norm_and_bias:
         return [{"params": [p for p in model.parameters() if p.requires_grad]}]
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for param in model.parameters():
         if param.requires_grad:
             (no_decay if param.ndim <= 1 else decay).append(param)
@@ -115,7 +124,8 @@ def _scheduler(optimizer: torch.optim.Optimizer, recipe: Preset) -> torch.optim.
     """Per-epoch schedule: ``warmup_epochs`` of linear warm-up, then step or cosine over the rest."""
     warmup = recipe.warmup_epochs
     if recipe.schedule == "cosine":
-        main = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(recipe.epochs - warmup, 1))
+        main: torch.optim.lr_scheduler.LRScheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=max(recipe.epochs - warmup, 1))
     elif recipe.schedule == "step":
         main = torch.optim.lr_scheduler.StepLR(optimizer, step_size=recipe.step_size, gamma=recipe.gamma)
     else:
@@ -230,8 +240,8 @@ def train(config: TrainConfig, model: nn.Module | None = None) -> dict[str, Any]
         _keep_committed_metrics(metrics_path, start_epoch)
     ddp_model = nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
-    sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=config.seed,
-                                 drop_last=True)
+    sampler: DistributedSampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True,
+                                                     seed=config.seed, drop_last=True)
     loader = DataLoader(train_set, batch_size=recipe.batch_size // world, sampler=sampler, drop_last=True,
                         num_workers=config.workers, pin_memory=cuda, persistent_workers=config.workers > 0)
     test_loader = DataLoader(test_set, batch_size=max(recipe.batch_size // world, 64), shuffle=False,
@@ -240,7 +250,8 @@ def train(config: TrainConfig, model: nn.Module | None = None) -> dict[str, Any]
     context = {"model": config.model, "dataset": config.data.name, "preset": config.preset,
                "profile": config.profile, "device": device, "world_size": world, "global_batch": recipe.batch_size,
                "epochs": recipe.epochs, "seed": config.seed, "sparsity": config.sparsity,
-               "train_samples": len(train_set), "test_samples": len(test_set), "image_size": info.image_size,
+               "train_samples": len(cast(Sized, train_set)), "test_samples": len(cast(Sized, test_set)),
+               "image_size": info.image_size,
                "num_classes": info.num_classes, "in_chans": info.in_chans,
                "amp": config.amp and cuda, "torch_version": torch.__version__}
     last: dict[str, Any] = {}
