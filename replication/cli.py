@@ -10,6 +10,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .data.specs import DATASETS
+
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 DEFAULT_MODEL = "torchvision:resnet18"
 
@@ -356,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit = commands.add_parser("train", help="train a registered model (resumable; works under torchrun)",
                               description="Train with a named preset; rerunning with the same --output-dir resumes.")
     fit.add_argument("--model", required=True)
-    fit.add_argument("--dataset", default="fashion_mnist", choices=("cifar10", "cifar100", "imagenet", "fashion_mnist"))
+    fit.add_argument("--dataset", default="fashion_mnist", choices=DATASETS)
     fit.add_argument("--data-root", help="dataset folder (default: the dataset's usual place)")
     fit.add_argument("--download", action="store_true", help="download CIFAR if missing (needs network)")
     fit.add_argument("--model-kwargs", type=json_object, default={},

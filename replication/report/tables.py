@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..data.specs import DATASET_SPECS
 from ..paper import reported, table4_text
 from ..results import write_text_atomic
 
@@ -27,7 +28,8 @@ def _context_note(frame: pd.DataFrame) -> str:
             "models, few images): they show the pipeline works, not the paper's accuracy.")
 
 
-PAPER_DATASET = {"cifar10": "CIFAR10", "cifar100": "CIFAR100", "imagenet": "ImageNet"}
+# Our dataset name -> the paper's (datasets the paper reports on only).
+PAPER_DATASET = {spec.name: spec.paper_name for spec in DATASET_SPECS.values() if spec.paper_name}
 
 
 def format_ci(mean: float, low: float, high: float, digits: int = 2) -> str:
