@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+import pandas as pd
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -178,12 +179,76 @@ def build_model(config: TrainConfig, num_classes: int, in_chans: int) -> nn.Modu
     return model
 
 
+@dataclass
+class TrainingRun:
+    """What a training run holds between epochs: built by :func:`setup_training`, advanced by
+    :func:`train_one_epoch`, recorded by :func:`save_epoch`."""
+
+    config: TrainConfig
+    recipe: Preset
+    rank: int
+    world: int
+    device: str
+    model: nn.Module                 # the network itself (its state_dict is what a checkpoint holds)
+    ddp_model: nn.Module             # what the steps call: ``model``, or its DistributedDataParallel wrapper
+    spec: ModelSpec | None           # what rebuilds the network from its checkpoint alone, if known
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    sampler: DistributedSampler
+    loader: DataLoader
+    test_loader: DataLoader
+    criterion: nn.Module
+    context: dict[str, Any]          # the run's fixed columns of every metrics row
+    checkpoint_path: Path
+    metrics_path: Path
+    start_epoch: int                 # 0, or the epoch after the last checkpointed one
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def cuda(self) -> bool:
+        return self.device.startswith("cuda")
+
+    @property
+    def channels_last(self) -> bool:
+        return self.config.channels_last and self.cuda
+
+
+@dataclass
+class EpochStats:
+    """One epoch's training pass, summed over every process: the lr it ran at and its wall time."""
+
+    loss_sum: float
+    correct: int
+    seen: int
+    lr: float
+    seconds: float
+
+
 def train(config: TrainConfig, model: nn.Module | None = None) -> dict[str, Any]:
     """Train ``config.model`` (or the given ``model``) and return the last epoch's metrics.
 
     Returns a dict with ``epoch``, ``train_loss``, ``train_top1``, ``test_loss``, ``top1``, ``top5``,
     ``seconds`` and the run's context; the same row is the last line of ``metrics.csv``.
     """
+    run = setup_training(config, model)
+    last: dict[str, Any] = {}
+    for epoch in range(run.start_epoch, run.recipe.epochs):
+        stats = train_one_epoch(run, epoch)
+        if run.is_main:
+            last = save_epoch(run, epoch, stats)
+        if run.world > 1:
+            dist.barrier()
+    if not last and run.is_main and run.metrics_path.exists():
+        last = pd.read_csv(run.metrics_path).iloc[-1].to_dict()  # already finished: report the last row
+    return last
+
+
+def setup_training(config: TrainConfig, model: nn.Module | None = None) -> TrainingRun:
+    """Data, network, optimizer, schedule and loaders of a run; resumed from its checkpoint if there is one."""
     rank, world = _distributed()
     is_main = rank == 0
     recipe = config.recipe
@@ -205,8 +270,7 @@ def train(config: TrainConfig, model: nn.Module | None = None) -> dict[str, Any]
                          dataset=config.data.name, image_size=info.image_size)
         model = build_model(config, info.num_classes, info.in_chans)
     model = model.to(device)
-    channels_last = config.channels_last and cuda
-    if channels_last:
+    if config.channels_last and cuda:
         model = model.to(memory_format=torch.channels_last)
     if world > 1 and cuda:  # SyncBatchNorm is GPU-only; on CPU each process normalises its own shard
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -254,68 +318,80 @@ def train(config: TrainConfig, model: nn.Module | None = None) -> dict[str, Any]
                "image_size": info.image_size,
                "num_classes": info.num_classes, "in_chans": info.in_chans,
                "amp": config.amp and cuda, "torch_version": torch.__version__}
-    last: dict[str, Any] = {}
-    for epoch in range(start_epoch, recipe.epochs):
-        sampler.set_epoch(epoch)
-        ddp_model.train()
-        started, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
-        steps = len(loader) if config.max_steps_per_epoch is None else min(len(loader), config.max_steps_per_epoch)
-        # disable=None: a bar on a terminal, none in log files
-        bar = tqdm(loader, total=steps, desc=f"epoch {epoch + 1}/{recipe.epochs}", leave=False,
-                   disable=None if is_main else True)
-        for step, (images, targets) in enumerate(bar):
-            if step >= steps:
-                break
-            images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
-            if channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cuda", dtype=torch.float16, enabled=config.amp and cuda):
-                logits = ddp_model(images)
-                loss = criterion(logits, targets)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if config.sparsity or recipe.grad_clip:
-                scaler.unscale_(optimizer)
-            if config.sparsity:
-                add_bn_l1_subgradient(model, config.sparsity)
-            if recipe.grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}")
-            seen += targets.numel()
-            loss_sum += loss.item() * targets.numel()
-            correct += (logits.argmax(1) == targets).sum().item()
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}")
-        lr = optimizer.param_groups[0]["lr"]
-        scheduler.step()
-        seconds = time.perf_counter() - started
-        if world > 1:  # the epoch's training loss / accuracy over every process's shard, as one process sees them
-            totals = torch.tensor([loss_sum, correct, seen], dtype=torch.float64, device=device)
-            dist.all_reduce(totals)
-            loss_sum, correct, seen = totals[0].item(), int(totals[1].item()), int(totals[2].item())
-        if is_main:
-            metrics = evaluate(model, test_loader, device, channels_last=channels_last, amp=config.amp)
-            last = {**context, "epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / max(seen, 1),
-                    "train_top1": 100.0 * correct / max(seen, 1), "test_loss": metrics["loss"],
-                    "top1": metrics["top1"], "top5": metrics["top5"], "seconds": seconds,
-                    "train_images_per_sec": seen / seconds}
-            append_rows_atomic([last], metrics_path)
-            print(f"{config.model} epoch {epoch + 1}/{recipe.epochs}: train loss {last['train_loss']:.4f}, "
-                  f"test top-1 {last['top1']:.2f} %, {seconds:.1f} s", flush=True)
-            save_atomic({"model_name": config.model, "model_spec": spec.as_dict() if spec else None,
-                         "epoch": epoch, "model": model.state_dict(),
-                         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                         "scaler": scaler.state_dict(), "rng": rng_state(), "config": _plain(asdict(config))},
-                        checkpoint_path)
-        if world > 1:
-            dist.barrier()
-    if not last and is_main and metrics_path.exists():
-        import pandas as pd
+    return TrainingRun(config=config, recipe=recipe, rank=rank, world=world, device=device, model=model,
+                       ddp_model=ddp_model, spec=spec, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
+                       sampler=sampler, loader=loader, test_loader=test_loader, criterion=criterion,
+                       context=context, checkpoint_path=checkpoint_path, metrics_path=metrics_path,
+                       start_epoch=start_epoch)
 
-        last = pd.read_csv(metrics_path).iloc[-1].to_dict()  # already finished: report the last row
-    return last
+
+def train_one_epoch(run: TrainingRun, epoch: int) -> EpochStats:
+    """One pass over this process's shard (at most ``max_steps_per_epoch`` steps), then the schedule's
+    step; the loss and accuracy sums are reduced over every process."""
+    config, recipe, device, model, optimizer, scaler = (run.config, run.recipe, run.device, run.model,
+                                                        run.optimizer, run.scaler)
+    run.sampler.set_epoch(epoch)
+    run.ddp_model.train()
+    started, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
+    steps = len(run.loader) if config.max_steps_per_epoch is None else min(len(run.loader),
+                                                                           config.max_steps_per_epoch)
+    # disable=None: a bar on a terminal, none in log files
+    bar = tqdm(run.loader, total=steps, desc=f"epoch {epoch + 1}/{recipe.epochs}", leave=False,
+               disable=None if run.is_main else True)
+    for step, (images, targets) in enumerate(bar):
+        if step >= steps:
+            break
+        images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+        if run.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cuda", dtype=torch.float16, enabled=config.amp and run.cuda):
+            logits = run.ddp_model(images)
+            loss = run.criterion(logits, targets)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if config.sparsity or recipe.grad_clip:
+            scaler.unscale_(optimizer)
+        if config.sparsity:
+            add_bn_l1_subgradient(model, config.sparsity)
+        if recipe.grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}")
+        seen += targets.numel()
+        loss_sum += loss.item() * targets.numel()
+        correct += (logits.argmax(1) == targets).sum().item()
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}")
+    lr = optimizer.param_groups[0]["lr"]
+    run.scheduler.step()
+    seconds = time.perf_counter() - started
+    if run.world > 1:  # the epoch's training loss / accuracy over every process's shard, as one process sees them
+        totals = torch.tensor([loss_sum, correct, seen], dtype=torch.float64, device=device)
+        dist.all_reduce(totals)
+        loss_sum, correct, seen = totals[0].item(), int(totals[1].item()), int(totals[2].item())
+    return EpochStats(loss_sum=loss_sum, correct=correct, seen=seen, lr=lr, seconds=seconds)
+
+
+def save_epoch(run: TrainingRun, epoch: int, stats: EpochStats) -> dict[str, Any]:
+    """Rank 0's end of an epoch: evaluate, append the metrics row, then write the checkpoint (both
+    atomically, in that order: a kill between them is resolved on resume). Returns the row."""
+    config = run.config
+    metrics = evaluate(run.model, run.test_loader, run.device, channels_last=run.channels_last, amp=config.amp)
+    seen, seconds = stats.seen, stats.seconds
+    row = {**run.context, "epoch": epoch + 1, "lr": stats.lr, "train_loss": stats.loss_sum / max(seen, 1),
+           "train_top1": 100.0 * stats.correct / max(seen, 1), "test_loss": metrics["loss"],
+           "top1": metrics["top1"], "top5": metrics["top5"], "seconds": seconds,
+           "train_images_per_sec": seen / seconds}
+    append_rows_atomic([row], run.metrics_path)
+    print(f"{config.model} epoch {epoch + 1}/{run.recipe.epochs}: train loss {row['train_loss']:.4f}, "
+          f"test top-1 {row['top1']:.2f} %, {seconds:.1f} s", flush=True)
+    save_atomic({"model_name": config.model, "model_spec": run.spec.as_dict() if run.spec else None,
+                 "epoch": epoch, "model": run.model.state_dict(),
+                 "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
+                 "scaler": run.scaler.state_dict(), "rng": rng_state(), "config": _plain(asdict(config))},
+                run.checkpoint_path)
+    return row
 
 
 _START_OVER = ("start the run over with --no-resume (resume=False), or delete {path}: the workflow and the "
@@ -387,7 +463,6 @@ def _keep_committed_metrics(metrics_path: Path, finished_epochs: int) -> None:
     if finished_epochs == 0:
         metrics_path.unlink()
         return
-    import pandas as pd
 
     metrics = pd.read_csv(metrics_path)
     committed = metrics[metrics["epoch"] <= finished_epochs]
