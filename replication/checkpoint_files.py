@@ -1,50 +1,20 @@
-"""Reading checkpoint files with clear errors (torch.load with weights_only=True)."""
+"""Checkpoint files of any source: the state_dict in one, and loading it into a model with clear errors.
+
+Reading a file (``torch.load`` with ``weights_only=True``, :class:`CheckpointError` for a missing or
+corrupt one) and writing one atomically live in :mod:`replication.rm.file_io`, re-exported here.
+"""
 
 from __future__ import annotations
 
 import os
-import pickle
-import zipfile
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from .results import write_atomic
+from .rm.file_io import CheckpointError, load_checkpoint, save_atomic
 
-
-def save_atomic(payload: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` through the suite's atomic writer: a kill never leaves half a checkpoint."""
-    return write_atomic(path, lambda tmp: torch.save(payload, tmp))
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, unreadable, or does not fit the model."""
-
-
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
-    """``torch.load(path, weights_only=True)``, with one clear message for a missing or corrupt file."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint file not found: {path}")
-    if not zipfile.is_zipfile(path):
-        raise CheckpointError(f"checkpoint {path} is not a PyTorch checkpoint: torch.save writes a zip "
-                              "archive and this file is not one (truncated, or another format)")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            damaged = archive.testzip()  # torch.save records a CRC-32 per entry; torch.load never checks it
-    except (zipfile.BadZipFile, OSError) as error:
-        raise CheckpointError(f"checkpoint {path} cannot be read: {error}") from None
-    if damaged is not None:
-        raise CheckpointError(f"checkpoint {path} is corrupt: entry {damaged!r} fails its CRC-32 check "
-                              "(flipped bytes on disk or in transfer); restore it or retrain")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"checkpoint {path} cannot be read as weights (torch.load with "
-                              f"weights_only=True failed: {first_line[:300]})") from None
+__all__ = ["CheckpointError", "extract_state_dict", "load_checkpoint", "load_weights", "save_atomic"]
 
 
 def extract_state_dict(payload: Any, path: str | os.PathLike = "<checkpoint>") -> dict[str, torch.Tensor]:

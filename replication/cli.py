@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from .data.specs import DATASETS
+from .rm import DOWNSAMPLE_TYPES
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 DEFAULT_MODEL = "torchvision:resnet18"
@@ -98,7 +99,7 @@ def _model_for_convert(args: argparse.Namespace):
     is an error naming both values. Any other checkpoint needs --model.
     """
     from . import zoo
-    from .checkpoints import CheckpointError, load_checkpoint
+    from .checkpoint_files import CheckpointError, load_checkpoint
     from .train.checkpoint import ModelSpec
 
     payload = load_checkpoint(args.checkpoint) if args.checkpoint else None
@@ -129,8 +130,8 @@ def _model_for_convert(args: argparse.Namespace):
 
 def run_convert(args: argparse.Namespace) -> int:
     from . import rm
-    from .checkpoints import load_weights
-    from .results import check_writable
+    from .atomic_io import check_writable
+    from .checkpoint_files import load_weights
     from .rm.plain_io import save_plain
     from .testing import randomize_batchnorm_
 
@@ -187,10 +188,10 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 
 def run_counts(args: argparse.Namespace) -> int:
+    from .atomic_io import check_writable
     from .experiments import model_counts
     from .experiments.paper_rows import PAPER_ROWS
     from .report import counts_table
-    from .results import check_writable
 
     check_writable(args.output_dir, folder=True)
     rows = [row for row in PAPER_ROWS if not args.table or row.table in args.table]
@@ -203,10 +204,10 @@ def run_counts(args: argparse.Namespace) -> int:
 
 
 def run_throughput(args: argparse.Namespace) -> int:
+    from .atomic_io import check_writable
     from .experiments import throughput
     from .measure.throughput import ThroughputConfig
     from .report import throughput_table
-    from .results import check_writable
 
     check_writable(args.output)
     check_writable(args.output.with_suffix(".md"))
@@ -243,8 +244,8 @@ def run_cost_model(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from .atomic_io import check_writable
     from .data import DataConfig
-    from .results import check_writable
     from .train import TrainConfig, train
 
     check_writable(args.output_dir, folder=True)
@@ -282,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "checkpoint's, else none)")
     convert.add_argument("--num-classes", type=positive_int,
                          help="classifier size (default: the checkpoint's, else the model's own)")
-    convert.add_argument("--downsample", choices=("dirac", "prelu"), default="dirac",
+    convert.add_argument("--downsample", choices=DOWNSAMPLE_TYPES, default="dirac",
                          help="downsample block scheme: dirac (paper type 2) or prelu (type 1)")
     convert.add_argument("--input-size", type=positive_int,
                          help="square input side for the check (default: the checkpoint's training size, else 224)")
@@ -298,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "channels RM adds. Built on the meta device: no weights, no arithmetic.")
     inspect.add_argument("--model", required=True, help="timm name (incl. this project's) or 'torchvision:NAME'")
     inspect.add_argument("--input-size", help="square input side (default: the model's own, else 224)")
-    inspect.add_argument("--downsample", choices=("dirac", "prelu"), default="dirac",
+    inspect.add_argument("--downsample", choices=DOWNSAMPLE_TYPES, default="dirac",
                          help="downsample block scheme: dirac (paper type 2) or prelu (type 1)")
     inspect.add_argument("--format", choices=("table", "csv", "json"), default="table")
     inspect.add_argument("--device", choices=_cost_model_devices(),
@@ -385,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .checkpoints import CheckpointError
+    from .checkpoint_files import CheckpointError
     from .data import DatasetNotFoundError
     from .measure.throughput import ThroughputError
     from .rm import RMConversionError

@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from .atomic_io import write_csv_atomic
 from .experiments import (
     ablation as ablation_experiment,
     finetune as finetune_experiment,
@@ -31,7 +32,6 @@ from .experiments import (
 )
 from .measure.throughput import ThroughputConfig
 from .report import figures
-from .results import write_csv_atomic
 
 
 def check_config(config: dict[str, Any]) -> None:

@@ -23,8 +23,8 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock
 
 from .. import rm
+from ..atomic_io import write_csv_atomic
 from ..paper import table4_text
-from ..results import write_csv_atomic
 from ..testing import randomize_batchnorm_
 
 # Relative output error bounds: float64 exposes any algebraic mistake; float32 is the deployed dtype.

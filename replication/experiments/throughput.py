@@ -22,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import rm, zoo
+from ..atomic_io import append_rows_atomic
 from ..measure import cost_model, count_macs
 from ..measure.paired import contention, is_busy, measure_pair
 from ..measure.peak import memory_bandwidth, peak_flops
@@ -33,7 +34,6 @@ from ..measure.throughput import (
     measure_throughput,
     result_row,
 )
-from ..results import append_rows_atomic
 from .paper_rows import PAPER_ROWS, PaperRow
 
 # The form the paper times for each backbone: RMNet and re-parameterised models deployed, ResNets as trained.

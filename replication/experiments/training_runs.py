@@ -18,8 +18,8 @@ import pandas as pd
 import torch
 
 from .. import zoo
+from ..atomic_io import write_csv_atomic
 from ..measure import count_macs, count_params
-from ..results import write_csv_atomic
 from ..stats import chance_top1, did_not_train, summarize_seeds
 from ..train import TrainConfig, train
 

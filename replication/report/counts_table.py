@@ -11,8 +11,8 @@ import os
 
 import pandas as pd
 
+from ..atomic_io import write_csv_atomic, write_text_atomic
 from ..paper import reported
-from ..results import write_csv_atomic, write_text_atomic
 
 REL_TOLERANCE = 0.02
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..atomic_io import write_text_atomic
 from ..data.specs import DATASET_SPECS
 from ..paper import reported, table4_text
-from ..results import write_text_atomic
 
 
 def write_table(frame: pd.DataFrame, stem: str | os.PathLike, title: str, note: str = "") -> list[Path]:

@@ -17,8 +17,8 @@ import os
 import numpy as np
 import pandas as pd
 
+from ..atomic_io import write_text_atomic
 from ..measure.paired import format_ratio
-from ..results import write_text_atomic
 from .cost_model_table import paper_speeds
 
 CONTEXT = ["device_name", "dtype", "batch_size", "input_size", "runtime", "channels_last", "compile", "threads"]

@@ -15,8 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checkpoints import CheckpointError, load_checkpoint, save_atomic  # noqa: F401  (save_atomic re-exported)
 from ..data.specs import dataset_spec
+from ..rm.file_io import CheckpointError, load_checkpoint, save_atomic  # noqa: F401  (save_atomic re-exported)
 
 
 def rng_state() -> dict[str, Any]:

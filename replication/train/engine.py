@@ -30,8 +30,8 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
 from .. import zoo
+from ..atomic_io import append_rows_atomic, write_csv_atomic
 from ..data import DataConfig, build_datasets
-from ..results import append_rows_atomic, write_csv_atomic
 from .checkpoint import (
     CheckpointError,
     ModelSpec,
