@@ -10,8 +10,23 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from . import rm, zoo
+from .atomic_io import check_writable
+from .checkpoint_files import CheckpointError, load_checkpoint, load_weights
+from .data import DataConfig, DatasetNotFoundError
 from .data.specs import DATASETS
-from .rm import DOWNSAMPLE_TYPES
+from .inspection import format_report, inspect_model, parse_input_size
+from .measure import count_macs, count_params, layer_summary
+from .measure.cost_model import load_devices, predict_time
+from .measure.throughput import ThroughputConfig, ThroughputError
+from .rm import DOWNSAMPLE_TYPES, RMConversionError
+from .rm.plain_io import save_plain
+from .testing import randomize_batchnorm_
+from .zoo import UnknownModelError
+
+# The training engine, the experiments and the report builders are imported inside the command that
+# runs them: each pulls in more (tqdm and torch.distributed, pandas tables, matplotlib) that the other
+# commands, --help and argument errors do not need.
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 DEFAULT_MODEL = "torchvision:resnet18"
@@ -61,8 +76,6 @@ def _int(text: str) -> int:
 
 
 def _structure(model: nn.Module, input_size: tuple[int, int, int]) -> dict[str, object]:
-    from .measure import count_macs, count_params, layer_summary
-
     kinds = layer_summary(model)
     return {"params": count_params(model), "macs": count_macs(model, input_size),
             "conv": kinds.get("Conv2d", 0), "bn": sum(v for k, v in kinds.items() if "BatchNorm" in k),
@@ -98,9 +111,7 @@ def _model_for_convert(args: argparse.Namespace):
     then --model / --model-kwargs / --num-classes are optional, and one that contradicts the checkpoint
     is an error naming both values. Any other checkpoint needs --model.
     """
-    from . import zoo
-    from .checkpoint_files import CheckpointError, load_checkpoint
-    from .train.checkpoint import ModelSpec
+    from .train.checkpoint import ModelSpec  # the engine's package; only a --checkpoint needs it
 
     payload = load_checkpoint(args.checkpoint) if args.checkpoint else None
     spec = ModelSpec.from_checkpoint(payload) if payload is not None else None
@@ -129,12 +140,6 @@ def _model_for_convert(args: argparse.Namespace):
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from . import rm
-    from .atomic_io import check_writable
-    from .checkpoint_files import load_weights
-    from .rm.plain_io import save_plain
-    from .testing import randomize_batchnorm_
-
     if args.output:
         check_writable(args.output)  # before any work: a bad target fails now, not after the conversion
     model, name, in_chans, native_size, payload = _model_for_convert(args)
@@ -165,18 +170,13 @@ def run_convert(args: argparse.Namespace) -> int:
 
 def _cost_model_devices() -> list[str]:
     """The GPU specs the cost model knows (replication/measure/devices.yaml)."""
-    from .measure.cost_model import load_devices
-
     return sorted(load_devices())
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    from .inspection import format_report, inspect_model, parse_input_size
-
     size = parse_input_size(args.input_size) if args.input_size is not None else None
     predict = None
     if args.device:
-        from .measure.cost_model import predict_time
 
         def predict(plain, model, shape):  # residual time over plain time: > 1 means RM speeds it up
             batch = (args.predict_batch_size, *shape[1:])
@@ -188,7 +188,6 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 
 def run_counts(args: argparse.Namespace) -> int:
-    from .atomic_io import check_writable
     from .experiments import model_counts
     from .experiments.paper_rows import PAPER_ROWS
     from .report import counts_table
@@ -204,9 +203,7 @@ def run_counts(args: argparse.Namespace) -> int:
 
 
 def run_throughput(args: argparse.Namespace) -> int:
-    from .atomic_io import check_writable
     from .experiments import throughput
-    from .measure.throughput import ThroughputConfig
     from .report import throughput_table
 
     check_writable(args.output)
@@ -244,8 +241,6 @@ def run_cost_model(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from .atomic_io import check_writable
-    from .data import DataConfig
     from .train import TrainConfig, train
 
     check_writable(args.output_dir, folder=True)
@@ -386,12 +381,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .checkpoint_files import CheckpointError
-    from .data import DatasetNotFoundError
-    from .measure.throughput import ThroughputError
-    from .rm import RMConversionError
-    from .zoo import UnknownModelError
-
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

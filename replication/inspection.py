@@ -18,11 +18,13 @@ speed ratio); the CLI builds it from ``--device``.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import pandas as pd
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -211,8 +213,6 @@ def inspect_model(model: nn.Module | str, input_size: int | None = None, downsam
         name = name or model
         model, device = build_model(model, cpu_fallback)
     else:
-        import copy
-
         model = copy.deepcopy(model)
         device = str(next(iter(model.parameters()), torch.empty(0)).device)
     model.eval()
@@ -332,8 +332,6 @@ def format_table(report: ModelReport) -> str:
 
 
 def format_csv(report: ModelReport) -> str:
-    import pandas as pd
-
     rows = [{column: getattr(p, column) for column in COLUMNS} for p in report.parts]
     rows.append({"path": "total", "module_type": report.model_type, "residual": report.residual_blocks,
                  "status": report.status, "params_before": report.params_before,

@@ -25,7 +25,7 @@ class OnnxUnavailable(RuntimeError):
 
 def _import_onnxruntime():
     try:
-        import onnxruntime
+        import onnxruntime  # an optional dependency (the deploy extra), loaded when ONNX Runtime is used
     except ImportError as error:
         raise OnnxUnavailable("onnxruntime is not installed; pip install 'rmnet-replication[deploy]'") from error
     return onnxruntime

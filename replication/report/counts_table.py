@@ -8,6 +8,7 @@ form carry an explanation in :data:`EXPLANATIONS`; nothing is adjusted to make a
 from __future__ import annotations
 
 import os
+from importlib import resources
 
 import pandas as pd
 
@@ -71,8 +72,6 @@ def compare(counts: pd.DataFrame) -> pd.DataFrame:
 
 def _printed(table: str) -> pd.DataFrame:
     """The paper table as printed (strings), to know each number's precision."""
-    from importlib import resources
-
     with resources.files("replication.paper").joinpath(f"{table}.csv").open() as handle:
         return pd.read_csv(handle, dtype=str)
 

@@ -7,10 +7,13 @@ import os
 from pathlib import Path
 
 import pandas as pd
+import timm
 
+from .. import rm
 from ..atomic_io import write_text_atomic
 from ..data.specs import DATASET_SPECS
 from ..paper import reported, table4_text
+from ..stats import summarize_seeds
 
 
 def write_table(frame: pd.DataFrame, stem: str | os.PathLike, title: str, note: str = "") -> list[Path]:
@@ -79,8 +82,6 @@ def mobilenet_table(csv_files: list[str], stem: str | os.PathLike, speed_pairs_c
     """Table 2: top-1 (mean and 95 % CI over seeds) of MobileNetV2, RMNetV1 (V2 converted, no training)
     and MobileNetV1 from scratch, beside the paper's per-dataset values; the difference only on the
     same dataset; and RMNetV1's speed over MobileNetV2 (paired ratio) where this profile measured it."""
-    from ..stats import summarize_seeds
-
     ours = pd.concat([pd.read_csv(path) for path in csv_files], ignore_index=True)
     paper = reported("table2_mobilenet")
     paper_datasets = list(dict.fromkeys(paper["dataset"]))
@@ -117,10 +118,6 @@ def mobilenet_table(csv_files: list[str], stem: str | os.PathLike, speed_pairs_c
 
 def structure_table(stem: str | os.PathLike) -> list[Path]:
     """Table 4: the deploy structure of RMNet 26x3_32 (CIFAR-10) printed by this project, beside the paper's."""
-    import timm
-
-    from .. import rm
-
     plain = rm.convert(timm.create_model("rmnet26x3_32_cifar", num_classes=10).eval())
     ours, theirs = repr(plain).splitlines(), table4_text().strip().splitlines()
     width = max(map(len, ours))

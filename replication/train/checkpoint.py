@@ -15,7 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from .. import zoo
 from ..data.specs import dataset_spec
+from ..prune import add_shortcut_batchnorms_
 from ..rm.file_io import CheckpointError, load_checkpoint, save_atomic  # noqa: F401  (save_atomic re-exported)
 
 
@@ -63,12 +65,8 @@ class ModelSpec:
     image_size: int | None = None
 
     def build(self) -> nn.Module:
-        from .. import zoo
-
         model = zoo.create(self.model, num_classes=self.num_classes, in_chans=self.in_chans, **self.model_kwargs)
         if self.shortcut_batchnorms:
-            from ..prune import add_shortcut_batchnorms_
-
             add_shortcut_batchnorms_(model)
         return model
 

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from .. import zoo
 from ..atomic_io import append_rows_atomic, write_csv_atomic
 from ..data import DataConfig, build_datasets
+from ..prune import add_shortcut_batchnorms_
 from .checkpoint import (
     CheckpointError,
     ModelSpec,
@@ -173,8 +174,6 @@ def evaluate(model: nn.Module, loader: DataLoader, device: str, *, channels_last
 def build_model(config: TrainConfig, num_classes: int, in_chans: int) -> nn.Module:
     model = zoo.create(config.model, num_classes=num_classes, in_chans=in_chans, **config.model_kwargs)
     if config.shortcut_batchnorms:
-        from ..prune import add_shortcut_batchnorms_
-
         add_shortcut_batchnorms_(model)
     return model
 
