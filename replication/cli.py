@@ -10,6 +10,24 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from . import rm, zoo
+from .atomic_io import check_writable
+from .checkpoint_files import CheckpointError, load_checkpoint, load_weights
+from .data import DataConfig, DatasetNotFoundError
+from .data.specs import DATASETS
+from .inspection import format_report, inspect_model, parse_input_size
+from .measure import count_macs, count_params, layer_summary
+from .measure.cost_model import load_devices, predict_time
+from .measure.throughput import ThroughputConfig, ThroughputError
+from .rm import DOWNSAMPLE_TYPES, RMConversionError
+from .rm.plain_io import save_plain
+from .testing import randomize_batchnorm_
+from .zoo import UnknownModelError
+
+# The training engine, the experiments and the report builders are imported inside the command that
+# runs them: each pulls in more (tqdm and torch.distributed, pandas tables, matplotlib) that the other
+# commands, --help and argument errors do not need.
+
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 DEFAULT_MODEL = "torchvision:resnet18"
 
@@ -58,8 +76,6 @@ def _int(text: str) -> int:
 
 
 def _structure(model: nn.Module, input_size: tuple[int, int, int]) -> dict[str, object]:
-    from .measure import count_macs, count_params, layer_summary
-
     kinds = layer_summary(model)
     return {"params": count_params(model), "macs": count_macs(model, input_size),
             "conv": kinds.get("Conv2d", 0), "bn": sum(v for k, v in kinds.items() if "BatchNorm" in k),
@@ -95,9 +111,7 @@ def _model_for_convert(args: argparse.Namespace):
     then --model / --model-kwargs / --num-classes are optional, and one that contradicts the checkpoint
     is an error naming both values. Any other checkpoint needs --model.
     """
-    from . import zoo
-    from .checkpoints import CheckpointError, load_checkpoint
-    from .train.checkpoint import ModelSpec
+    from .train.checkpoint import ModelSpec  # the engine's package; only a --checkpoint needs it
 
     payload = load_checkpoint(args.checkpoint) if args.checkpoint else None
     spec = ModelSpec.from_checkpoint(payload) if payload is not None else None
@@ -126,12 +140,6 @@ def _model_for_convert(args: argparse.Namespace):
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from . import rm
-    from .checkpoints import load_weights
-    from .results import check_writable
-    from .rm.plain_io import save_plain
-    from .testing import randomize_batchnorm_
-
     if args.output:
         check_writable(args.output)  # before any work: a bad target fails now, not after the conversion
     model, name, in_chans, native_size, payload = _model_for_convert(args)
@@ -162,18 +170,13 @@ def run_convert(args: argparse.Namespace) -> int:
 
 def _cost_model_devices() -> list[str]:
     """The GPU specs the cost model knows (replication/measure/devices.yaml)."""
-    from .measure.cost_model import load_devices
-
     return sorted(load_devices())
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    from .inspection import format_report, inspect_model, parse_input_size
-
     size = parse_input_size(args.input_size) if args.input_size is not None else None
     predict = None
     if args.device:
-        from .measure.cost_model import predict_time
 
         def predict(plain, model, shape):  # residual time over plain time: > 1 means RM speeds it up
             batch = (args.predict_batch_size, *shape[1:])
@@ -188,7 +191,6 @@ def run_counts(args: argparse.Namespace) -> int:
     from .experiments import model_counts
     from .experiments.paper_rows import PAPER_ROWS
     from .report import counts_table
-    from .results import check_writable
 
     check_writable(args.output_dir, folder=True)
     rows = [row for row in PAPER_ROWS if not args.table or row.table in args.table]
@@ -202,9 +204,7 @@ def run_counts(args: argparse.Namespace) -> int:
 
 def run_throughput(args: argparse.Namespace) -> int:
     from .experiments import throughput
-    from .measure.throughput import ThroughputConfig
     from .report import throughput_table
-    from .results import check_writable
 
     check_writable(args.output)
     check_writable(args.output.with_suffix(".md"))
@@ -241,8 +241,6 @@ def run_cost_model(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from .data import DataConfig
-    from .results import check_writable
     from .train import TrainConfig, train
 
     check_writable(args.output_dir, folder=True)
@@ -280,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "checkpoint's, else none)")
     convert.add_argument("--num-classes", type=positive_int,
                          help="classifier size (default: the checkpoint's, else the model's own)")
-    convert.add_argument("--downsample", choices=("dirac", "prelu"), default="dirac",
+    convert.add_argument("--downsample", choices=DOWNSAMPLE_TYPES, default="dirac",
                          help="downsample block scheme: dirac (paper type 2) or prelu (type 1)")
     convert.add_argument("--input-size", type=positive_int,
                          help="square input side for the check (default: the checkpoint's training size, else 224)")
@@ -296,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "channels RM adds. Built on the meta device: no weights, no arithmetic.")
     inspect.add_argument("--model", required=True, help="timm name (incl. this project's) or 'torchvision:NAME'")
     inspect.add_argument("--input-size", help="square input side (default: the model's own, else 224)")
-    inspect.add_argument("--downsample", choices=("dirac", "prelu"), default="dirac",
+    inspect.add_argument("--downsample", choices=DOWNSAMPLE_TYPES, default="dirac",
                          help="downsample block scheme: dirac (paper type 2) or prelu (type 1)")
     inspect.add_argument("--format", choices=("table", "csv", "json"), default="table")
     inspect.add_argument("--device", choices=_cost_model_devices(),
@@ -356,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit = commands.add_parser("train", help="train a registered model (resumable; works under torchrun)",
                               description="Train with a named preset; rerunning with the same --output-dir resumes.")
     fit.add_argument("--model", required=True)
-    fit.add_argument("--dataset", default="fashion_mnist", choices=("cifar10", "cifar100", "imagenet", "fashion_mnist"))
+    fit.add_argument("--dataset", default="fashion_mnist", choices=DATASETS)
     fit.add_argument("--data-root", help="dataset folder (default: the dataset's usual place)")
     fit.add_argument("--download", action="store_true", help="download CIFAR if missing (needs network)")
     fit.add_argument("--model-kwargs", type=json_object, default={},
@@ -383,12 +381,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .checkpoints import CheckpointError
-    from .data import DatasetNotFoundError
-    from .measure.throughput import ThroughputError
-    from .rm import RMConversionError
-    from .zoo import UnknownModelError
-
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -18,11 +18,13 @@ speed ratio); the CLI builds it from ``--device``.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import pandas as pd
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -168,7 +170,8 @@ class _Trace:
         if not children:
             return None
         parts = [self.macs(child) for child in children]
-        return None if any(p is None for p in parts) else sum(parts)  # type: ignore[misc]
+        known = [p for p in parts if p is not None]
+        return None if len(known) < len(parts) else sum(known)
 
     def input_shape(self, module: nn.Module | None) -> torch.Size | None:
         if module is None:
@@ -210,8 +213,6 @@ def inspect_model(model: nn.Module | str, input_size: int | None = None, downsam
         name = name or model
         model, device = build_model(model, cpu_fallback)
     else:
-        import copy
-
         model = copy.deepcopy(model)
         device = str(next(iter(model.parameters()), torch.empty(0)).device)
     model.eval()
@@ -331,8 +332,6 @@ def format_table(report: ModelReport) -> str:
 
 
 def format_csv(report: ModelReport) -> str:
-    import pandas as pd
-
     rows = [{column: getattr(p, column) for column in COLUMNS} for p in report.parts]
     rows.append({"path": "total", "module_type": report.model_type, "residual": report.residual_blocks,
                  "status": report.status, "params_before": report.params_before,

@@ -1,105 +1,11 @@
-"""Writing results files so that a crash never leaves a half-written file or row."""
+"""Old name of :mod:`replication.atomic_io` (the results writers), kept so existing imports still work."""
 
-from __future__ import annotations
-
-import os
-import tempfile
-from collections.abc import Callable
-from pathlib import Path
-
-import pandas as pd
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def check_target(path: Path) -> None:
-    """Refuse to replace anything but a regular file: a rename over a symlink, a FIFO or a device
-    node would silently turn it into a regular file."""
-    if path.is_symlink() or (path.exists() and not path.is_file()):
-        kind = "a symlink" if path.is_symlink() else "a directory" if path.is_dir() else "not a regular file"
-        raise FileExistsError(f"refusing to write {path}: it exists and is {kind}")
-
-
-class TargetNotWritableError(ValueError):
-    """An output path that cannot be written, found before any work is done."""
-
-
-def check_writable(path: str | os.PathLike, *, folder: bool = False) -> Path:
-    """Raise :class:`TargetNotWritableError` (or ``FileExistsError``, see :func:`check_target`) unless a file
-    (or, with ``folder``, a folder) can be written at ``path``. Creates nothing that stays: the nearest
-    existing parent is asked for a temporary file, which is what the atomic writers will need."""
-    path = Path(path)
-    if folder:
-        if path.exists() and not path.is_dir():
-            raise TargetNotWritableError(f"cannot write into {path}: it exists and is not a folder")
-    else:
-        check_target(path)
-    ancestor = path if folder else path.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise TargetNotWritableError(f"cannot write {path}: {ancestor} is a file, not a folder")
-    try:
-        with tempfile.TemporaryFile(dir=ancestor):
-            pass
-    except OSError as error:
-        raise TargetNotWritableError(f"cannot write {path}: {ancestor} does not accept new files "
-                                     f"({error.strerror or error})") from None
-    return path
-
-
-def write_atomic(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
-    """The suite's one atomic writer: ``write(tmp)`` fills a fresh temporary file beside ``path``, which
-    then replaces ``path`` in one rename. A kill leaves the old file or the new one, never half of
-    one; a target that exists and is not a regular file is refused (:func:`check_target`)."""
-    path = Path(path)
-    check_target(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; results are meant to be shared
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike, *, provenance: bool = True) -> Path:
-    """Write ``frame`` to ``path`` atomically (:func:`write_atomic`).
-
-    With ``provenance`` (the default for results), columns the frame lacks among the suite's commit
-    and the torch / torchvision / timm / onnxruntime versions are added to every row; columns it
-    has keep their values (a gathered CSV keeps the provenance of the runs it gathers)."""
-    if provenance:
-        from .provenance import provenance as current
-
-        frame = frame.assign(**{key: value for key, value in current().items() if key not in frame.columns})
-    return write_atomic(path, lambda tmp: frame.to_csv(tmp, index=False))
-
-
-def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
-    """Write ``text`` to ``path`` atomically (:func:`write_atomic`)."""
-    return write_atomic(path, lambda tmp: tmp.write_text(text))
-
-
-def append_rows_atomic(rows: list[dict[str, object]], path: str | os.PathLike) -> Path:
-    """Add ``rows`` to the CSV at ``path`` (created if missing) by an atomic rewrite.
-
-    A crash leaves either the old file or the new one, never a half-written row. New columns are
-    added; rows that lack a column get an empty value.
-    """
-    from .provenance import provenance as current
-
-    path = Path(path)
-    new = pd.DataFrame.from_records(rows)
-    new = new.assign(**{key: value for key, value in current().items() if key not in new.columns})
-    if path.exists() and path.stat().st_size > 0:
-        new = pd.concat([pd.read_csv(path), new], ignore_index=True)
-    return write_csv_atomic(new, path)
+from .atomic_io import (  # noqa: F401
+    TargetNotWritableError,
+    append_rows_atomic,
+    check_target,
+    check_writable,
+    write_atomic,
+    write_csv_atomic,
+    write_text_atomic,
+)

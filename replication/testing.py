@@ -18,11 +18,15 @@ def randomize_batchnorm_(model: nn.Module, seed: int = 0) -> nn.Module:
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             n = module.num_features
-            def draw(fn, *args):
-                return fn(*args, n, generator=generator).to(module.running_mean)
-            sign = torch.where(torch.rand(n, generator=generator) < 0.2, -1.0, 1.0).to(module.running_mean)
-            module.running_mean.copy_(0.5 * draw(torch.randn))
-            module.running_var.copy_(0.5 + 1.5 * draw(torch.rand))
+            running_mean, running_var = module.running_mean, module.running_var
+            assert running_mean is not None and running_var is not None, "BN without running statistics"
+
+            def draw(fn, n: int = n, like: torch.Tensor = running_mean) -> torch.Tensor:
+                return fn(n, generator=generator).to(like)
+
+            sign = torch.where(torch.rand(n, generator=generator) < 0.2, -1.0, 1.0).to(running_mean)
+            running_mean.copy_(0.5 * draw(torch.randn))
+            running_var.copy_(0.5 + 1.5 * draw(torch.rand))
             if module.affine:
                 module.weight.copy_(sign * (0.5 + draw(torch.rand)))
                 module.bias.copy_(0.5 * draw(torch.randn))

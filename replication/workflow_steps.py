@@ -15,27 +15,36 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 import torch
 
-from .experiments import ablation as ablation_experiment
-from .experiments import finetune as finetune_experiment
-from .experiments import mobilenet as mobilenet_experiment
-from .experiments import pruning as pruning_experiment
-from .experiments import throughput as throughput_experiment
+from . import zoo
+from .atomic_io import write_csv_atomic
+from .claims import Evidence, judge, load_claims
+from .data.datasets import DataConfig, DatasetNotFoundError, build_datasets
+from .experiments import (
+    ablation as ablation_experiment,
+    cost_predictions,
+    exactness as exactness_experiment,
+    finetune as finetune_experiment,
+    mobilenet as mobilenet_experiment,
+    model_counts,
+    pruning as pruning_experiment,
+    speed_pairs as pairs_experiment,
+    throughput as throughput_experiment,
+)
+from .experiments.training_runs import summarize
 from .measure.throughput import ThroughputConfig
-from .report import figures
-from .results import write_csv_atomic
+from .report import claims_table, counts_table, figures, roofline, tables, throughput_table
 
 
 def check_config(config: dict[str, Any]) -> None:
     """What the schema cannot see, checked before any job starts: every model name can be built and
     every run an experiment names is defined. Raises ValueError listing each problem with its key."""
-    from . import zoo
-
     problems = []
     for run, spec in config["runs"].items():
         try:
@@ -91,8 +100,6 @@ def throughput(output: str, throughput: dict[str, Any], profile: str, threads: i
 def cost_model(output: str) -> None:
     """The cost model's predictions for every Table 1 / 2 row at the paper's batch of 128 (nothing is
     timed: no ``timing`` resource)."""
-    from .experiments import cost_predictions
-
     cost_predictions.run(output, batch_size=128)
 
 
@@ -156,30 +163,20 @@ def pruning_figure(csv: str, png: str) -> None:
 
 
 def counts(counts_csv: str, comparison_csv: str, table: str) -> None:
-    from .experiments import model_counts
-    from .report import counts_table
-
     model_counts.run(counts_csv)
     counts_table.build(counts_csv, comparison_csv, table)
 
 
 def throughput_report(csv: str, table: str, roofline_png: str, predictions_csv: str | None = None) -> None:
-    from .report import roofline, throughput_table
-
     throughput_table.build(csv, table, predictions_csv)
     roofline.plot(csv, _stem(roofline_png, ".png"))
 
 
 def exactness(output: str, profile: str) -> None:
-    from .experiments import exactness as exactness_experiment
-
     exactness_experiment.run(output, profile)
 
 
 def speed_pairs(output: str, throughput: dict[str, Any], profile: str, threads: int) -> None:
-    from .claims import load_claims
-    from .experiments import speed_pairs as pairs_experiment
-
     _threads(threads)
     # Pairs count rounds, not repeats: repeats=1 keeps the recorded context truthful.
     pairs_experiment.run(load_claims(), replace(_throughput_config(throughput), repeats=1),
@@ -190,34 +187,23 @@ def speed_pairs(output: str, throughput: dict[str, Any], profile: str, threads: 
 
 def summary(metrics: list[str], runs: dict[str, Any], summary: str, seeds: str) -> None:
     """An accuracy experiment's summary (mean, std, 95 % CI per run) and its per-seed rows."""
-    from .experiments.training_runs import summarize
-
     summarize(metrics, runs, summary, seeds)
 
 
 def accuracy_table(summary: str, paper_table: str, table: str, title: str) -> None:
-    from .report.tables import accuracy_table as build
-
-    build(summary, paper_table, _stem(table, ".md"), title)
+    tables.accuracy_table(summary, paper_table, _stem(table, ".md"), title)
 
 
 def structure_table(table: str) -> None:
-    from .report.tables import structure_table as build
-
-    build(_stem(table, ".md"))
+    tables.structure_table(_stem(table, ".md"))
 
 
 def mobilenet_table(csv: str, pairs: str, table: str) -> None:
-    from .report.tables import mobilenet_table as build
-
-    build([csv], _stem(table, ".md"), pairs)
+    tables.mobilenet_table([csv], _stem(table, ".md"), pairs)
 
 
 def claims(results_dir: str, config: dict[str, Any], csv: str, table: str) -> None:
     """Verdicts on every claim of the ledger from this profile's results, as CSV and Markdown."""
-    from .claims import Evidence, judge, load_claims
-    from .report import claims_table
-
     frame = judge(load_claims(), Evidence(results_dir, config), smoke=bool(config.get("smoke", False)))
     write_csv_atomic(frame, csv)
     claims_table.build(csv, table)
@@ -225,8 +211,6 @@ def claims(results_dir: str, config: dict[str, Any], csv: str, table: str) -> No
 
 def check_datasets(data: dict[str, Any], datasets: list[str]) -> None:
     """Every dataset the run needs is on disk (the data layer's own message names what is missing)."""
-    from .data.datasets import DataConfig, build_datasets
-
     for name in datasets:
         build_datasets(DataConfig.from_mapping(data, name))
 
@@ -252,8 +236,6 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     print(f"[workflow step {args.step}] {json.dumps(kwargs, sort_keys=True)[:2000]}", file=sys.stderr, flush=True)
     if args.step in {"check_config", "check_datasets"}:
-        from .data.datasets import DatasetNotFoundError
-
         try:
             step(**kwargs)
         except (ValueError, DatasetNotFoundError) as error:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import difflib
 
+import timm
 import torch
+import torchvision
 from torch import nn
+
+from . import models  # noqa: F401  (importing it registers the project's model families with timm)
 
 
 class UnknownModelError(KeyError):
@@ -16,17 +20,11 @@ class UnknownModelError(KeyError):
 
 
 def _torchvision_names() -> list[str]:
-    import torchvision
-
     return torchvision.models.list_models(module=torchvision.models)
 
 
 def _resolve(name: str) -> tuple[str, str]:
     """(source, bare name) of a model name, or :class:`UnknownModelError` with close matches."""
-    import timm
-
-    import replication.models  # noqa: F401  (registers the project's models with timm)
-
     source, _, bare = name.rpartition(":")
     if source not in ("", "timm", "torchvision"):
         raise UnknownModelError(f"unknown model source {source!r} in {name!r}: use 'timm:' or 'torchvision:'")
@@ -57,11 +55,7 @@ def create(name: str, *, device: str | torch.device | None = None, **kwargs) -> 
             return create(name, **kwargs)
     source, bare = _resolve(name)
     if source == "timm":
-        import timm
-
         return timm.create_model(bare, pretrained=False, **kwargs)
-    import torchvision
-
     in_chans = kwargs.pop("in_chans", 3)  # torchvision constructors have no such argument
     if in_chans != 3:
         raise ValueError(f"torchvision model {bare!r} takes 3 input channels, not {in_chans}")

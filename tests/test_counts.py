@@ -2,7 +2,6 @@
 
 import pandas as pd
 import pytest
-import torch
 from torch import nn
 
 from replication import cli

@@ -126,3 +126,12 @@ def test_rm_core_depends_on_nothing_in_the_suite():
                  for name, targets in graph.items() if name.startswith("replication.rm")}
     offending = {name: targets for name, targets in offending.items() if targets}
     assert not offending, f"replication.rm imports suite modules: {offending}"
+
+
+def test_rm_core_imports_only_itself():
+    """Not even the suite's shared helpers (writers, checkpoint files): rm knows torch, torchvision and timm."""
+    graph = import_graph()
+    outside = {name: sorted(t for t in targets if not t.startswith("replication.rm"))
+               for name, targets in graph.items() if name.startswith("replication.rm")}
+    outside = {name: targets for name, targets in outside.items() if targets}
+    assert not outside, f"replication.rm imports modules outside it: {outside}"

@@ -379,7 +379,8 @@ def judge(claims: list[Claim], evidence: Evidence, *, smoke: bool = False) -> pd
     for claim in claims:
         if claim.kind not in KINDS:
             raise ValueError(f"claim {claim.id!r}: unknown measure kind {claim.kind!r}; known: {', '.join(KINDS)}")
-        if claim.requires == "cuda" and not str(evidence.config.get("throughput", {}).get("device", "")).startswith("cuda"):
+        throughput_device = str(evidence.config.get("throughput", {}).get("device", ""))
+        if claim.requires == "cuda" and not throughput_device.startswith("cuda"):
             verdicts = [_not_run("needs a GPU")]
         else:
             verdicts = KINDS[claim.kind](claim, evidence)

@@ -7,9 +7,10 @@ provide the data; a malformed file (truncated, bad header, a label outside the c
 :class:`DatasetFormatError` naming the file.
 """
 
-from .datasets import DATASETS, DataConfig, DatasetInfo, build_datasets
+from .datasets import DataConfig, DatasetInfo, build_datasets
 from .errors import DatasetFormatError, DatasetNotFoundError
 from .fashion_mnist import FashionMNIST, read_idx
+from .specs import DATASET_SPECS, DATASETS, DatasetSpec, dataset_spec
 
-__all__ = ["DATASETS", "DataConfig", "DatasetFormatError", "DatasetInfo", "DatasetNotFoundError", "FashionMNIST",
-           "build_datasets", "read_idx"]
+__all__ = ["DATASETS", "DATASET_SPECS", "DataConfig", "DatasetFormatError", "DatasetInfo", "DatasetNotFoundError",
+           "DatasetSpec", "FashionMNIST", "build_datasets", "dataset_spec", "read_idx"]

@@ -3,42 +3,20 @@
 from __future__ import annotations
 
 import pickle
-from collections.abc import Mapping
+from collections.abc import Mapping, Sized
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch.utils.data import Dataset, Subset
-from torchvision import datasets as tv_datasets
-from torchvision import transforms as T
+from torchvision import datasets as tv_datasets, transforms as T
 
 from .errors import DatasetFormatError, DatasetNotFoundError, check_labels
-from .fashion_mnist import DEFAULT_ROOT as FASHION_ROOT
-from .fashion_mnist import FashionMNIST
+from .fashion_mnist import DEFAULT_ROOT as FASHION_ROOT, FashionMNIST
+from .specs import DATASETS, IMAGENET, dataset_spec
 
-DATASETS = ("cifar10", "cifar100", "imagenet", "fashion_mnist")
-_STATS = {
-    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
-    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-    "fashion_mnist": ((0.2860,), (0.3530,)),
-}
-_CLASSES = {"cifar10": 10, "cifar100": 100, "imagenet": 1000, "fashion_mnist": 10}
-_NATIVE_SIZE = {"cifar10": 32, "cifar100": 32, "imagenet": 224, "fashion_mnist": 28}
-
-
-def class_count(name: str) -> int:
-    """How many classes the dataset ``name`` has (its labels are 0 to count - 1)."""
-    if name not in _CLASSES:
-        raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
-    return _CLASSES[name]
-
-
-def native_size(name: str) -> int:
-    """The dataset's own image side (ImageNet: the usual 224 crop)."""
-    class_count(name)  # names an unknown dataset
-    return _NATIVE_SIZE[name]
+__all__ = ["DATASETS", "DataConfig", "DatasetInfo", "build_datasets"]
 
 
 @dataclass(frozen=True)
@@ -56,8 +34,7 @@ class DataConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.name not in DATASETS:
-            raise ValueError(f"unknown dataset {self.name!r}; choose from {', '.join(DATASETS)}")
+        dataset_spec(self.name)  # an unknown name is a ValueError naming the known ones
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], dataset: str, seed: int = 0) -> DataConfig:
@@ -102,34 +79,37 @@ class _CIFAR100(_CIFAR10, tv_datasets.CIFAR100):
 
 
 def _transforms(name: str, size: int, train: bool, augment: bool) -> T.Compose:
-    mean, std = _STATS[name]
+    spec = dataset_spec(name)
+    mean, std = spec.mean, spec.std
     if name == "imagenet":
         steps = ([T.RandomResizedCrop(size), T.RandomHorizontalFlip()] if train and augment
                  else [T.Resize(int(size * 256 / 224)), T.CenterCrop(size)])
     else:
-        steps = [] if size == _NATIVE_SIZE[name] else [T.Resize(size)]
+        steps = [] if size == spec.native_size else [T.Resize(size)]
         if train and augment:
             steps += [T.RandomCrop(size, padding=size // 8), T.RandomHorizontalFlip()]
     return T.Compose(steps + [T.ToTensor(), T.Normalize(mean, std)])
 
 
 def _subset(dataset: Dataset, count: int | None, seed: int) -> Dataset:
-    if count is None or count >= len(dataset):
+    size = len(cast(Sized, dataset))  # the map-style datasets built here all have a length
+    if count is None or count >= size:
         return dataset
     generator = torch.Generator().manual_seed(seed)
-    return Subset(dataset, torch.randperm(len(dataset), generator=generator)[:count].tolist())
+    return Subset(dataset, torch.randperm(size, generator=generator)[:count].tolist())
 
 
 def _cifar(config: DataConfig, size: int) -> tuple[Dataset, Dataset]:
     root = Path(config.root or "data")
-    cls = _CIFAR10 if config.name == "cifar10" else _CIFAR100
+    cls: type[_CIFAR10] = _CIFAR10 if config.name == "cifar10" else _CIFAR100
     folder = root / cls.base_folder
     try:
         made = []
         for train in (True, False):
             dataset = cls.__new__(cls)
             dataset.verify_checksums = config.verify_checksums
-            cls.__init__(dataset, str(root), train=train, download=config.download,
+            # mypy resolves __init__ on this class object to object.__init__; it is CIFAR10's.
+            cls.__init__(dataset, str(root), train=train, download=config.download,  # type: ignore[call-arg]
                          transform=_transforms(config.name, size, train, config.augment))
             made.append(dataset)
     except (pickle.UnpicklingError, EOFError) as error:  # a batch file that is there but truncated
@@ -162,11 +142,12 @@ def _unreadable_batch(folder: Path, cls: type[tv_datasets.CIFAR10]) -> Path:
 def _check_cifar_labels(dataset: tv_datasets.CIFAR10, name: str) -> None:
     """Every label in range, else an error naming the batch file that holds the first bad one."""
     labels = torch.as_tensor(dataset.targets)
+    num_classes = dataset_spec(name).num_classes
     try:
-        check_labels(labels, _CLASSES[name], Path(dataset.root) / dataset.base_folder, name.upper())
+        check_labels(labels, num_classes, Path(dataset.root) / dataset.base_folder, name.upper())
     except DatasetFormatError:
         # Error path only: find which batch file holds the first bad label (torchvision concatenates them).
-        bad = int(((labels < 0) | (labels >= _CLASSES[name])).nonzero()[0, 0])
+        bad = int(((labels < 0) | (labels >= num_classes)).nonzero()[0, 0])
         start = 0
         for filename, _ in (dataset.train_list if dataset.train else dataset.test_list):
             path = Path(dataset.root) / dataset.base_folder / filename
@@ -174,7 +155,7 @@ def _check_cifar_labels(dataset: tv_datasets.CIFAR10, name: str) -> None:
                 entry = pickle.load(handle, encoding="latin1")
             count = len(entry.get("labels", entry.get("fine_labels", [])))
             if start <= bad < start + count:
-                check_labels(labels[start:start + count], _CLASSES[name], path, name.upper())
+                check_labels(labels[start:start + count], num_classes, path, name.upper())
             start += count
         raise
 
@@ -188,15 +169,17 @@ def _imagenet(config: DataConfig, size: int) -> tuple[Dataset, Dataset]:
             raise DatasetNotFoundError(
                 f"ImageNet {split} split not found at {folder}: expected an ImageFolder layout "
                 f"({folder}/<class>/<image>.JPEG). Point the data root at the folder holding train/ and val/.")
-        made.append(tv_datasets.ImageFolder(str(folder), transform=_transforms("imagenet", size, train, config.augment)))
+        transform = _transforms("imagenet", size, train, config.augment)
+        made.append(tv_datasets.ImageFolder(str(folder), transform=transform))
     # ImageFolder numbers the classes of each split by its own sorted folder names: a class missing
     # from one split would shift every later label of the other, and more than 1000 folders would give
     # labels beyond the classifier.
     train_classes, val_classes = made[0].classes, made[1].classes
-    if len(train_classes) > _CLASSES["imagenet"]:
+    classes = IMAGENET.num_classes
+    if len(train_classes) > classes:
         raise DatasetFormatError(f"{root / 'train'} holds {len(train_classes)} class folders; ImageNet has "
-                                 f"{_CLASSES['imagenet']}, so labels {_CLASSES['imagenet']} and above would be "
-                                 f"out of range (first extra folder: {train_classes[_CLASSES['imagenet']]!r})")
+                                 f"{classes}, so labels {classes} and above would be "
+                                 f"out of range (first extra folder: {train_classes[classes]!r})")
     if val_classes != train_classes:
         only_train = sorted(set(train_classes) - set(val_classes))[:5]
         only_val = sorted(set(val_classes) - set(train_classes))[:5]
@@ -208,19 +191,17 @@ def _imagenet(config: DataConfig, size: int) -> tuple[Dataset, Dataset]:
 
 def build_datasets(config: DataConfig) -> tuple[Dataset, Dataset, DatasetInfo]:
     """Train and test datasets with the setting's augmentation, plus class count, channels and size."""
-    size = config.image_size or _NATIVE_SIZE[config.name]
+    spec = dataset_spec(config.name)
+    size = config.image_size or spec.native_size
     if config.name in ("cifar10", "cifar100"):
         train, test = _cifar(config, size)
-        in_chans = 3
     elif config.name == "imagenet":
         train, test = _imagenet(config, size)
-        in_chans = 3
     else:
         root = Path(config.root) if config.root else FASHION_ROOT
         train = FashionMNIST(root, True, _transforms("fashion_mnist", size, True, config.augment))
         test = FashionMNIST(root, False, _transforms("fashion_mnist", size, False, config.augment))
-        in_chans = 1
     train = _subset(train, config.train_subset, config.seed)
     test = _subset(test, config.test_subset, config.seed + 1)
-    return train, test, DatasetInfo(num_classes=_CLASSES[config.name], in_chans=in_chans, image_size=size)
+    return train, test, DatasetInfo(num_classes=spec.num_classes, in_chans=spec.in_chans, image_size=size)
 

@@ -10,15 +10,13 @@ import contextlib
 import copy
 import io
 import os
-import statistics
-import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..measure.throughput import ThroughputConfig, ThroughputResult
-from ..results import write_atomic
+from ..atomic_io import write_atomic
+from ..measure.throughput import ThroughputConfig, ThroughputResult, time_batches
 
 
 class OnnxUnavailable(RuntimeError):
@@ -27,7 +25,7 @@ class OnnxUnavailable(RuntimeError):
 
 def _import_onnxruntime():
     try:
-        import onnxruntime
+        import onnxruntime  # an optional dependency (the deploy extra), loaded when ONNX Runtime is used
     except ImportError as error:
         raise OnnxUnavailable("onnxruntime is not installed; pip install 'rmnet-replication[deploy]'") from error
     return onnxruntime
@@ -81,17 +79,4 @@ def measure_onnxruntime(path: str | os.PathLike, config: ThroughputConfig) -> Th
     run = session(path, threads=config.threads or torch.get_num_threads())
     name = run.get_inputs()[0].name
     feed = {name: torch.randn(config.batch_size, *config.input_size).numpy()}
-    rates, seconds_per_repeat = [], []
-    for _ in range(config.repeats):
-        for _ in range(config.warmup):
-            run.run(None, feed)
-        start = time.perf_counter()
-        for _ in range(config.iters):
-            run.run(None, feed)
-        seconds = time.perf_counter() - start
-        seconds_per_repeat.append(seconds)
-        rates.append(config.batch_size * config.iters / seconds)
-    return ThroughputResult(images_per_sec=statistics.median(rates), images_per_sec_min=min(rates),
-                            images_per_sec_max=max(rates),
-                            ms_per_batch=1000 * statistics.median(seconds_per_repeat) / config.iters,
-                            repeat_images_per_sec=rates, timed_batches=config.repeats * config.iters)
+    return time_batches(lambda: run.run(None, feed), config)  # ORT's CPU run is synchronous: no sync

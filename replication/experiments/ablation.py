@@ -14,9 +14,9 @@ import pandas as pd
 import torch
 
 from .. import rm, zoo
+from ..atomic_io import write_csv_atomic
 from ..measure.paired import measure_pair
 from ..measure.throughput import ThroughputConfig, environment
-from ..results import write_csv_atomic
 
 FACTORS = ("batch_size", "width", "expand_ratio", "group_width")
 

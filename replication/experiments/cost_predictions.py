@@ -17,8 +17,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import rm, zoo
+from ..atomic_io import write_csv_atomic
 from ..measure import cost_model
-from ..results import write_csv_atomic
 from .throughput import timing_rows
 
 # (device key, dtype): the paper's V100 in fp32, and what users ask about: H100 in fp32 / TF32 / fp16.

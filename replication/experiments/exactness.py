@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Any
 
 import pandas as pd
 import timm
@@ -22,8 +23,8 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock
 
 from .. import rm
+from ..atomic_io import write_csv_atomic
 from ..paper import table4_text
-from ..results import write_csv_atomic
 from ..testing import randomize_batchnorm_
 
 # Relative output error bounds: float64 exposes any algebraic mistake; float32 is the deployed dtype.
@@ -43,7 +44,7 @@ def _row(claim: str, check: str, value: float, bound: float, passed: bool, **con
     return {"claim_id": claim, "check": check, "value": value, "bound": bound, "passed": bool(passed), **context}
 
 
-def _equivalence_rows(claim: str, name: str, size: int, scale: float, **convert_kwargs: object) -> list[dict]:
+def _equivalence_rows(claim: str, name: str, size: int, scale: float, **convert_kwargs: Any) -> list[dict]:
     rows = []
     for dtype, bound in TOLERANCE.items():
         model = _model(name, dtype)
@@ -62,8 +63,10 @@ def _formula_rows() -> list[dict]:
         block = BasicBlock(channels, 2 * channels, stride=2,
                            downsample=nn.Sequential(nn.Conv2d(channels, 2 * channels, 1, 2, bias=False),
                                                     nn.BatchNorm2d(2 * channels))).eval()
-        for downsample, claim, expected in (("dirac", "exact_formula_type2", 81 * channels**2),
-                                            ("prelu", "exact_formula_type1", 108 * channels**2 + 4 * channels)):
+        cases: tuple[tuple[rm.DownsampleType, str, int], ...] = (
+            ("dirac", "exact_formula_type2", 81 * channels**2),
+            ("prelu", "exact_formula_type1", 108 * channels**2 + 4 * channels))
+        for downsample, claim, expected in cases:
             plain = rm.convert_block(block, downsample)
             weights = sum(m.weight.numel() for m in plain if isinstance(m, (nn.Conv2d, nn.PReLU)))
             rows.append(_row(claim, f"reserved BasicBlock weights, C={channels} ({downsample})", weights, expected,

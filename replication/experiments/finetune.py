@@ -12,8 +12,8 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
+from ..atomic_io import write_csv_atomic
 from ..data import DataConfig, build_datasets
-from ..results import write_csv_atomic
 from ..train import TrainConfig, evaluate, train
 from ..train.finetune import prepare_for_finetuning
 from .training_runs import load_trained

@@ -10,9 +10,9 @@ import pandas as pd
 from torch.utils.data import DataLoader
 
 from .. import rm
+from ..atomic_io import write_csv_atomic
 from ..data import DataConfig, build_datasets
 from ..measure import count_macs, count_params
-from ..results import write_csv_atomic
 from ..train import evaluate
 from .training_runs import load_trained
 

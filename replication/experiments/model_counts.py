@@ -16,8 +16,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import rm, zoo
+from ..atomic_io import write_csv_atomic
 from ..measure import count_macs, count_params
-from ..results import write_csv_atomic
 from .paper_rows import PAPER_ROWS, PaperRow
 
 COLUMNS = ["table", "dataset", "backbone", "model", "form", "num_classes", "input_size", "params", "macs",

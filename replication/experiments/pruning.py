@@ -16,13 +16,13 @@ import pandas as pd
 from torch.utils.data import DataLoader
 
 from .. import rm
+from ..atomic_io import write_csv_atomic
 from ..data import DataConfig, build_datasets
 from ..measure import count_macs, count_params
 from ..measure.paired import measure_pair
 from ..measure.throughput import ThroughputConfig, environment
 from ..prune import slim_and_prune
 from ..prune.baseline import prune_resnet_baseline
-from ..results import write_csv_atomic
 from ..train import evaluate
 from .training_runs import load_trained
 

@@ -16,10 +16,10 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import rm, zoo
+from ..atomic_io import write_csv_atomic
 from ..claims.ledger import Claim
 from ..measure.paired import measure_pair
 from ..measure.throughput import ThroughputConfig, ThroughputError, environment
-from ..results import write_csv_atomic
 
 
 def build_side(side: dict[str, Any], input_size: int) -> torch.nn.Module:

@@ -22,6 +22,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import rm, zoo
+from ..atomic_io import append_rows_atomic
+from ..deploy.onnx import OnnxUnavailable, export_and_check, measure_onnxruntime
 from ..measure import cost_model, count_macs
 from ..measure.paired import contention, is_busy, measure_pair
 from ..measure.peak import memory_bandwidth, peak_flops
@@ -33,7 +35,6 @@ from ..measure.throughput import (
     measure_throughput,
     result_row,
 )
-from ..results import append_rows_atomic
 from .paper_rows import PAPER_ROWS, PaperRow
 
 # The form the paper times for each backbone: RMNet and re-parameterised models deployed, ResNets as trained.
@@ -83,8 +84,6 @@ def timing_rows(tables: tuple[str, ...] = ("table1_sota", "table2_mobilenet"), d
 def _onnx_row(model_name: str, form: str, module: torch.nn.Module, config: ThroughputConfig, context: dict,
               macs: int, workdir: Path) -> dict:
     """Export one form to ONNX, check it against PyTorch (<= 1e-5) and time it in ONNX Runtime (CPU)."""
-    from ..deploy.onnx import OnnxUnavailable, export_and_check, measure_onnxruntime
-
     onnx_config = replace(config, device="cpu", dtype="float32")
     path = workdir / f"{model_name.replace(':', '_')}-{form}.onnx"
     try:

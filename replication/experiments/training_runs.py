@@ -18,10 +18,11 @@ import pandas as pd
 import torch
 
 from .. import zoo
+from ..atomic_io import write_csv_atomic
 from ..measure import count_macs, count_params
-from ..results import write_csv_atomic
 from ..stats import chance_top1, did_not_train, summarize_seeds
 from ..train import TrainConfig, train
+from ..train.checkpoint import CheckpointError, ModelSpec, load_training_checkpoint, plain_values
 
 
 def train_run(run: dict[str, Any], *, dataset: str, data: dict[str, Any], training: dict[str, Any], profile: str,
@@ -42,8 +43,6 @@ def train_run(run: dict[str, Any], *, dataset: str, data: dict[str, Any], traini
 def load_trained(run: dict[str, Any], checkpoint_dir: str | os.PathLike) -> torch.nn.Module:
     """The trained model of a run, rebuilt from its checkpoint's own record (weights_only load); a
     checkpoint made with other model arguments than the run's config is refused."""
-    from ..train.checkpoint import CheckpointError, ModelSpec, load_training_checkpoint, plain_values
-
     path = Path(checkpoint_dir) / "checkpoint.pt"
     state = load_training_checkpoint(path, run["model"])
     spec = ModelSpec.from_checkpoint(state)
@@ -71,8 +70,8 @@ def summarize(metrics_files: list[str], runs: dict[str, dict[str, Any]], output:
     and its statistics still include them (dropping them would flatter the architecture).
     """
     per_seed = []
-    for path in metrics_files:
-        path = Path(path)
+    for metrics_file in metrics_files:
+        path = Path(metrics_file)
         seed_dir = path.parent
         run_name, dataset = seed_dir.parent.name, seed_dir.parent.parent.name
         last = pd.read_csv(path).iloc[-1].to_dict()

@@ -195,6 +195,34 @@ def check_input(model: nn.Module, x: torch.Tensor, name: str) -> None:
         raise ThroughputError(f"{name} cannot take input {tuple(x.shape)}: {first[:300]}") from None
 
 
+def time_batches(run_batch: Callable[[], object], config: ThroughputConfig, *,
+                 sync: Callable[[], None] = lambda: None,
+                 timer: Callable[[], float] = time.perf_counter) -> ThroughputResult:
+    """The timing protocol, for any runtime: ``run_batch()`` runs one batch of ``config.batch_size``.
+
+    Per repeat: ``warmup`` untimed batches, then ``iters`` batches in one timed region, bracketed by
+    ``sync()`` (which waits for queued device work; the default no-op suits synchronous runtimes).
+    Images per second are the median over repeats, with the slowest and fastest repeat beside it.
+    """
+    per_repeat: list[float] = []
+    timed = 0
+    for _ in range(config.repeats):
+        for _ in range(config.warmup):
+            run_batch()
+        sync()
+        start = timer()
+        for _ in range(config.iters):
+            run_batch()
+            timed += 1
+        sync()
+        per_repeat.append(timer() - start)
+    rates = [config.batch_size * config.iters / seconds for seconds in per_repeat]
+    median_seconds = statistics.median(per_repeat)
+    return ThroughputResult(images_per_sec=statistics.median(rates), images_per_sec_min=min(rates),
+                            images_per_sec_max=max(rates), ms_per_batch=1000 * median_seconds / config.iters,
+                            repeat_images_per_sec=rates, timed_batches=timed)
+
+
 def measure_throughput(model: nn.Module, config: ThroughputConfig = ThroughputConfig(), *,
                        timer: Callable[[], float] = time.perf_counter, name: str = "model") -> ThroughputResult:
     """Images per second of ``model`` on batches of ``config.batch_size`` inputs of ``config.input_size``.
@@ -202,33 +230,16 @@ def measure_throughput(model: nn.Module, config: ThroughputConfig = ThroughputCo
     Per repeat: ``warmup`` untimed batches, then ``iters`` batches in one timed region (synchronised on
     CUDA). Raises :class:`ThroughputError` if the input size does not fit the model or memory runs out.
     """
-    sync = synchronizer(config.device)
-    per_repeat: list[float] = []
-    timed = 0
     try:
         model, x = prepare(model, config, name)
         with torch.inference_mode(), autocast(config):
             check_input(model, x, name)
-            for _ in range(config.repeats):
-                for _ in range(config.warmup):
-                    model(x)
-                sync()
-                start = timer()
-                for _ in range(config.iters):
-                    model(x)
-                    timed += 1
-                sync()
-                per_repeat.append(timer() - start)
+            return time_batches(lambda: model(x), config, sync=synchronizer(config.device), timer=timer)
     except (RuntimeError, MemoryError) as error:
         if isinstance(error, ThroughputError) or not is_out_of_memory(error):
             raise
         _release(config.device)
         raise out_of_memory_error(name, config) from None
-    rates = [config.batch_size * config.iters / seconds for seconds in per_repeat]
-    median_seconds = statistics.median(per_repeat)
-    return ThroughputResult(images_per_sec=statistics.median(rates), images_per_sec_min=min(rates),
-                            images_per_sec_max=max(rates), ms_per_batch=1000 * median_seconds / config.iters,
-                            repeat_images_per_sec=rates, timed_batches=timed)
 
 
 def result_row(model_name: str, form: str, config: ThroughputConfig, result: ThroughputResult | None, *,

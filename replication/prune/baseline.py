@@ -22,7 +22,7 @@ def prune_resnet_baseline(model: nn.Module, threshold: float, input_size: tuple[
     """A physically pruned copy of ``model``: in every coupled channel group, the channels whose
     largest |BN scale| across the group is below ``threshold`` (at least one channel per group stays)."""
     try:
-        import torch_pruning as tp
+        import torch_pruning as tp  # an optional dependency, needed by this baseline only
     except ImportError as error:
         raise ImportError("the ResNet pruning baseline needs torch-pruning: pip install torch-pruning") from error
     pruned = copy.deepcopy(model).eval()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -66,7 +67,7 @@ def _consumer(layers: list[nn.Module], start: int) -> int | None:
     return None
 
 
-def _keep_channels(conv: nn.Conv2d, consumer: nn.Module) -> torch.Tensor:
+def _keep_channels(conv: nn.Conv2d, consumer: nn.Conv2d | nn.Linear) -> torch.Tensor:
     """Channels of ``conv`` that are not exactly zero and that ``consumer`` reads."""
     zero_out = (conv.weight.flatten(1) == 0).all(dim=1)
     if conv.bias is not None:
@@ -108,7 +109,7 @@ def prune_plain(plain: nn.Sequential) -> nn.Sequential:
         target = _consumer(layers, index)
         if target is None:
             continue
-        consumer = layers[target]
+        consumer = cast("nn.Conv2d | nn.Linear", layers[target])  # _consumer stops only at these
         if isinstance(consumer, nn.Conv2d) and consumer.groups != 1:
             continue
         keep = _keep_channels(layer, consumer)

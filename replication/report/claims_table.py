@@ -6,7 +6,7 @@ import os
 
 import pandas as pd
 
-from ..results import write_text_atomic
+from ..atomic_io import write_text_atomic
 from .tables import format_ci
 
 

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
+from ..atomic_io import write_text_atomic
 from ..paper import reported
-from ..results import write_text_atomic
 
 ALGORITHM_LABELS = {"direct": "direct conv", "winograd": "Winograd 3x3"}
 

@@ -8,11 +8,12 @@ form carry an explanation in :data:`EXPLANATIONS`; nothing is adjusted to make a
 from __future__ import annotations
 
 import os
+from importlib import resources
 
 import pandas as pd
 
+from ..atomic_io import write_csv_atomic, write_text_atomic
 from ..paper import reported
-from ..results import write_csv_atomic, write_text_atomic
 
 REL_TOLERANCE = 0.02
 
@@ -71,8 +72,6 @@ def compare(counts: pd.DataFrame) -> pd.DataFrame:
 
 def _printed(table: str) -> pd.DataFrame:
     """The paper table as printed (strings), to know each number's precision."""
-    from importlib import resources
-
     with resources.files("replication.paper").joinpath(f"{table}.csv").open() as handle:
         return pd.read_csv(handle, dtype=str)
 
@@ -95,7 +94,8 @@ def to_markdown(comparison: pd.DataFrame) -> str:
     return "\n".join(parts)
 
 
-def build(counts_csv: str | os.PathLike, comparison_csv: str | os.PathLike, markdown: str | os.PathLike) -> pd.DataFrame:
+def build(counts_csv: str | os.PathLike, comparison_csv: str | os.PathLike,
+          markdown: str | os.PathLike) -> pd.DataFrame:
     """Read the counts CSV, write the comparison CSV and Markdown table."""
     comparison = compare(pd.read_csv(counts_csv))
     write_csv_atomic(comparison, comparison_csv)

@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+
+from ..stats import summarize_seeds
 
 
 def _plt():
+    # matplotlib loads with the first figure, after choosing its file-only backend (no display needed).
     import matplotlib
 
     matplotlib.use("Agg")
@@ -40,8 +44,6 @@ ABLATION_TITLES = {"batch_size": "Batch Size", "width": "Basic Width", "expand_r
 
 def _errorbar(ax, x, mean, low, high, **kwargs):
     """Mean with its 95 % CI as error bars (bars omitted where the CI is undefined: one seed)."""
-    import numpy as np
-
     mean, low, high = (np.asarray(v, dtype=float) for v in (mean, low, high))
     yerr = np.vstack([mean - low, high - mean])
     yerr = np.where(np.isnan(yerr), 0.0, yerr)
@@ -91,8 +93,6 @@ def depth_study(summary_csv: str | os.PathLike, stem: str | os.PathLike) -> list
 
 
 def _pruning_curves(frame: pd.DataFrame, x: str) -> pd.DataFrame:
-    from ..stats import summarize_seeds
-
     rows = []
     for (method, threshold), group in frame.groupby(["method", "threshold"]):
         top1 = summarize_seeds(group["top1"])
@@ -170,8 +170,6 @@ def ablation(csv: str | os.PathLike, stem: str | os.PathLike) -> list[Path]:
 
 def _seed_curves(paths: list[str]) -> pd.DataFrame:
     """Mean and 95 % CI of top-1 per epoch over the seeds' metrics files."""
-    from ..stats import summarize_seeds
-
     frame = pd.concat([pd.read_csv(path) for path in paths], ignore_index=True)
     rows = []
     for epoch, group in frame.groupby("epoch"):

@@ -48,7 +48,7 @@ def roofline_points(frame: pd.DataFrame) -> pd.DataFrame:
 
 def plot(throughput_csv: str | os.PathLike, output_stem: str | os.PathLike) -> list[Path]:
     """Write ``<stem>.png`` and ``<stem>.pdf``: one panel per device / runtime / dtype / batch."""
-    import matplotlib
+    import matplotlib  # loaded when a figure is drawn, after choosing its file-only backend
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

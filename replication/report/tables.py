@@ -7,9 +7,13 @@ import os
 from pathlib import Path
 
 import pandas as pd
+import timm
 
+from .. import rm
+from ..atomic_io import write_text_atomic
+from ..data.specs import DATASET_SPECS
 from ..paper import reported, table4_text
-from ..results import write_text_atomic
+from ..stats import summarize_seeds
 
 
 def write_table(frame: pd.DataFrame, stem: str | os.PathLike, title: str, note: str = "") -> list[Path]:
@@ -27,7 +31,8 @@ def _context_note(frame: pd.DataFrame) -> str:
             "models, few images): they show the pipeline works, not the paper's accuracy.")
 
 
-PAPER_DATASET = {"cifar10": "CIFAR10", "cifar100": "CIFAR100", "imagenet": "ImageNet"}
+# Our dataset name -> the paper's (datasets the paper reports on only).
+PAPER_DATASET = {spec.name: spec.paper_name for spec in DATASET_SPECS.values() if spec.paper_name}
 
 
 def format_ci(mean: float, low: float, high: float, digits: int = 2) -> str:
@@ -46,7 +51,8 @@ def _status(row) -> str:
     return f"{failed} seed(s) did not train" if failed else "trained"
 
 
-def accuracy_table(summary_csv: str | os.PathLike, paper_table: str, stem: str | os.PathLike, title: str) -> pd.DataFrame:
+def accuracy_table(summary_csv: str | os.PathLike, paper_table: str, stem: str | os.PathLike,
+                   title: str) -> pd.DataFrame:
     """Our top-1 (mean and 95 % CI over seeds) / params / MACs per run, beside the paper's top-1 for the
     same backbone on each dataset the paper reports. A difference is given only where our dataset is
     the paper's: a Fashion-MNIST number is never subtracted from a CIFAR one."""
@@ -76,8 +82,6 @@ def mobilenet_table(csv_files: list[str], stem: str | os.PathLike, speed_pairs_c
     """Table 2: top-1 (mean and 95 % CI over seeds) of MobileNetV2, RMNetV1 (V2 converted, no training)
     and MobileNetV1 from scratch, beside the paper's per-dataset values; the difference only on the
     same dataset; and RMNetV1's speed over MobileNetV2 (paired ratio) where this profile measured it."""
-    from ..stats import summarize_seeds
-
     ours = pd.concat([pd.read_csv(path) for path in csv_files], ignore_index=True)
     paper = reported("table2_mobilenet")
     paper_datasets = list(dict.fromkeys(paper["dataset"]))
@@ -114,10 +118,6 @@ def mobilenet_table(csv_files: list[str], stem: str | os.PathLike, speed_pairs_c
 
 def structure_table(stem: str | os.PathLike) -> list[Path]:
     """Table 4: the deploy structure of RMNet 26x3_32 (CIFAR-10) printed by this project, beside the paper's."""
-    import timm
-
-    from .. import rm
-
     plain = rm.convert(timm.create_model("rmnet26x3_32_cifar", num_classes=10).eval())
     ours, theirs = repr(plain).splitlines(), table4_text().strip().splitlines()
     width = max(map(len, ours))

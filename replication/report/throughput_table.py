@@ -17,9 +17,9 @@ import os
 import numpy as np
 import pandas as pd
 
+from ..atomic_io import write_text_atomic
 from ..measure.paired import format_ratio
-from ..results import write_text_atomic
-from .cost_model_table import paper_speeds
+from .cost_model_table import paper_speeds, to_markdown as predicted_markdown
 
 CONTEXT = ["device_name", "dtype", "batch_size", "input_size", "runtime", "channels_last", "compile", "threads"]
 RATIOS = ("deploy_over_train", "rmnet_over_this")
@@ -141,8 +141,6 @@ def to_markdown(table: pd.DataFrame, title: str = "Throughput: ours vs the paper
                   "automatically); `error: ...`: the model could not be run with these settings.", "",
                   failures.to_markdown(index=False), ""]
     if predictions is not None and len(predictions):
-        from .cost_model_table import to_markdown as predicted_markdown
-
         parts += [predicted_markdown(predictions), ""]
     return "\n".join(parts)
 

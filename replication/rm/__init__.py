@@ -10,7 +10,7 @@ their readers here, never the other way round.
 """
 
 from .activations import ChannelwiseClamp
-from .blocks import DOWNSAMPLE_TYPES, ResidualBranch, reserve_and_merge
+from .blocks import DOWNSAMPLE_TYPES, DownsampleType, ResidualBranch, reserve_and_merge
 from .convert import convert, convert_block, convert_branch, fold_batchnorms, fuse_consecutive_pointwise
 from .errors import InputSizeError, RMConversionError, UnsupportedModuleError
 from .guards import SpatialSizeGuard
@@ -20,9 +20,9 @@ from .reserved import ReservedBatchNorm2d
 from .verify import max_error
 
 __all__ = [
-    "DOWNSAMPLE_TYPES", "Built", "ChannelwiseClamp", "ConvBN", "InputSizeError", "Part", "RMConversionError",
-    "ReservedBatchNorm2d", "ResidualBranch", "SpatialSizeGuard", "UnsupportedModuleError", "convert",
-    "convert_block", "convert_branch", "dirac_filters", "find_reader", "fold_batchnorms",
+    "DOWNSAMPLE_TYPES", "Built", "ChannelwiseClamp", "ConvBN", "DownsampleType", "InputSizeError", "Part",
+    "RMConversionError", "ReservedBatchNorm2d", "ResidualBranch", "SpatialSizeGuard", "UnsupportedModuleError",
+    "convert", "convert_block", "convert_branch", "dirac_filters", "find_reader", "fold_batchnorms",
     "fuse_consecutive_pointwise", "fuse_pointwise", "identity_batchnorm", "max_error", "pad_kernel",
     "plain_part", "read_parts", "register_reader", "reserve_and_merge", "residual_part",
 ]

@@ -4,6 +4,7 @@ reserved channels (paper section 3.1, the PReLU case)."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -18,6 +19,9 @@ class ChannelwiseClamp(nn.Module):
     This is how a MobileNetV2 block keeps its ReLU6 cap on computed channels while reserved channels
     pass through unchanged, which a PReLU cannot express (PReLU has no upper bound).
     """
+
+    lower: torch.Tensor
+    upper: torch.Tensor
 
     def __init__(self, lower: torch.Tensor, upper: torch.Tensor) -> None:
         super().__init__()
@@ -57,7 +61,7 @@ def reserved_activation(act: nn.Module | None, computed: int, reserved: int, *,
     :class:`ChannelwiseClamp` for ReLU6, whose cap of 6 a PReLU cannot express. Parameters take the
     dtype and device of ``like``.
     """
-    factory = {"dtype": like.dtype, "device": like.device}
+    factory: dict[str, Any] = {"dtype": like.dtype, "device": like.device}
     if act is None or isinstance(act, nn.Identity):
         return None
     if isinstance(act, nn.ReLU):

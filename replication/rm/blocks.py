@@ -32,7 +32,7 @@ floating-point rounding.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from torch import nn
@@ -64,6 +64,11 @@ class ResidualBranch:
     input_nonnegative: bool
     path: str = ""
     shortcut_average: int = 1
+
+
+def _fused_bias(conv: nn.Conv2d) -> torch.Tensor:
+    """The bias of a conv from :meth:`ConvBN.fused`, which always gives one."""
+    return cast(torch.Tensor, conv.bias).detach()
 
 
 def _stride(conv: nn.Conv2d) -> tuple[int, int]:
@@ -127,7 +132,7 @@ def reserve_projection(unit: ConvBN, shortcut: ConvBN, path: str, window: int = 
         return ConvBN(new_conv(weight, None, conv), concat_batchnorms(unit.bn, shortcut.bn))
     main, proj = unit.fused(), shortcut.fused()
     weight = torch.cat([main.weight.detach(), spread_kernel(proj.weight.detach(), taps)])
-    bias = torch.cat([main.bias.detach(), proj.bias.detach()])
+    bias = torch.cat([_fused_bias(main), _fused_bias(proj)])
     return ConvBN(new_conv(weight, bias, conv), None)
 
 
@@ -195,11 +200,11 @@ def merge_shortcut(unit: ConvBN, shortcut: ConvBN | None, reserved: int, path: s
             raise UnsupportedModuleError(path, conv, f"identity shortcut with {reserved} channels cannot "
                                          f"be added to {conv.out_channels} outputs")
         extra = copy_filters(reserved, taps)
-        bias = fused.bias.detach()
+        bias = _fused_bias(fused)
     else:
         proj = shortcut.fused()
         extra = spread_kernel(proj.weight.detach(), taps)
-        bias = fused.bias.detach() + proj.bias.detach()
+        bias = _fused_bias(fused) + _fused_bias(proj)
     weight = torch.cat([fused.weight.detach(), extra], dim=1)
     return new_conv(weight, bias, conv)
 
@@ -274,10 +279,11 @@ def reserve_and_merge(branch: ResidualBranch, downsample: DownsampleType = "dira
     layers: list[nn.Module] = []
     if strided is not None:
         layers.append(SpatialSizeGuard(branch.shortcut_average, branch.path))
-    use_projection_first = downsample == "prelu" and branch.shortcut is not None
-    if use_projection_first:
-        first = reserve_projection(units[0], branch.shortcut, f"{branch.path}.conv1", window(0))
-        reserved = branch.shortcut.out_channels
+    shortcut = branch.shortcut
+    use_projection_first = downsample == "prelu" and shortcut is not None
+    if use_projection_first and shortcut is not None:
+        first = reserve_projection(units[0], shortcut, f"{branch.path}.conv1", window(0))
+        reserved = shortcut.out_channels
         reserved_nonneg = False
     else:
         first = reserve_input(units[0], channels, f"{branch.path}.conv1", window(0))
@@ -295,10 +301,11 @@ def reserve_and_merge(branch: ResidualBranch, downsample: DownsampleType = "dira
             layers.append(activation)
     merge_with = None if use_projection_first else branch.shortcut
     last = len(units) - 1
-    layers.append(merge_shortcut(units[-1], merge_with, reserved, f"{branch.path}.conv{len(units)}", window(last)))
+    merged = merge_shortcut(units[-1], merge_with, reserved, f"{branch.path}.conv{len(units)}", window(last))
+    layers.append(merged)
     if branch.out_act is not None and not isinstance(branch.out_act, nn.Identity):
         out = reserved_activation(branch.out_act, units[-1].out_channels, 0, reserved_nonnegative=True,
-                                  like=layers[-1].weight, path=f"{branch.path}.out_act")
+                                  like=merged.weight, path=f"{branch.path}.out_act")
         if out is not None:
             layers.append(out)
     return layers

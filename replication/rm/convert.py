@@ -34,8 +34,8 @@ def fuse_consecutive_pointwise(layers: list[nn.Module]) -> list[nn.Module]:
     """Replace every run of 1x1 convs with no activation between them by one conv (paper Eq. 4)."""
     fused: list[nn.Module] = []
     for layer in layers:
-        if fused and is_pointwise(layer) and is_pointwise(fused[-1]):
-            fused[-1] = fuse_pointwise(fused[-1], layer)
+        if fused and is_pointwise(layer) and is_pointwise(previous := fused[-1]):
+            fused[-1] = fuse_pointwise(previous, layer)
         else:
             fused.append(layer)
     return fused
@@ -77,7 +77,8 @@ def convert(model: nn.Module, downsample: DownsampleType = "dirac", *, fuse_bn: 
     Args:
         model: a torchvision ResNet / ResNeXt / Wide ResNet / RegNetX / MobileNetV2, a timm ResNet (incl.
             ResNet-D) / RegNetX / RepVGG, or a model whose family registered a reader
-            (:func:`replication.rm.register_reader`, as :mod:`replication.models` does). It is deep-copied and never modified;
+            (:func:`replication.rm.register_reader`, as :mod:`replication.models` does). It is deep-copied
+            and never modified;
             a model in training mode is converted from its eval-mode behaviour (BN running statistics).
         downsample: ``"dirac"`` (paper Fig. 2b, type 2: C -> 3C -> 2C, 81 C^2 weights in a BasicBlock)
             or ``"prelu"`` (paper Fig. 2a, type 1: C -> 4C -> 2C, 108 C^2 + 4C weights).

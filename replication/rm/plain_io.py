@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .activations import ChannelwiseClamp
+from .file_io import load_checkpoint, save_atomic
 from .guards import SpatialSizeGuard
 from .reserved import ReservedBatchNorm2d
 
@@ -32,8 +33,8 @@ def _spec(layer: nn.Module) -> dict[str, Any]:
         return {"type": "Linear", "in_features": layer.in_features, "out_features": layer.out_features,
                 "bias": layer.bias is not None}
     if type(layer) in (nn.BatchNorm2d, ReservedBatchNorm2d):
-        spec = {"type": type(layer).__name__, "num_features": layer.num_features, "eps": layer.eps,
-                "momentum": layer.momentum, "affine": layer.affine}
+        spec: dict[str, Any] = {"type": type(layer).__name__, "num_features": layer.num_features,
+                                "eps": layer.eps, "momentum": layer.momentum, "affine": layer.affine}
         if isinstance(layer, ReservedBatchNorm2d):
             spec["reserved"] = list(layer.rm_reserved)
         return spec
@@ -74,8 +75,6 @@ def _build(spec: dict[str, Any]) -> nn.Module:
 
 def save_plain(model: nn.Sequential, path: str | os.PathLike) -> Path:
     """Write ``model`` (a converted plain network) atomically to ``path``."""
-    from ..checkpoints import save_atomic
-
     payload = {"format": FORMAT, "layers": [_spec(layer) for layer in model],
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
     return save_atomic(payload, path)
@@ -83,8 +82,6 @@ def save_plain(model: nn.Sequential, path: str | os.PathLike) -> Path:
 
 def load_plain(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Sequential:
     """Rebuild a plain network written by :func:`save_plain` (``torch.load(weights_only=True)``)."""
-    from ..checkpoints import load_checkpoint
-
     payload = load_checkpoint(path, map_location=map_location)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not a plain network saved by replication ({FORMAT!r} format expected)")

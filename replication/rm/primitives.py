@@ -14,6 +14,7 @@ Shapes follow PyTorch: a conv weight is (out_channels, in_channels / groups, kH,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeGuard, cast
 
 import torch
 from torch import nn
@@ -87,7 +88,7 @@ def copy_taps(conv: nn.Conv2d, window: int, path: str) -> torch.Tensor:
         raise UnsupportedModuleError(path, conv, f"a {window}x{window} average can only be carried by an undilated "
                                      f"stride-{window} conv, this one has stride {tuple(conv.stride)} and "
                                      f"dilation {tuple(conv.dilation)}")
-    ph, pw = conv.padding  # centred: (k - 1) / 2
+    ph, pw = cast(tuple[int, int], conv.padding)  # centred (checked above): (k - 1) / 2
     if ph + window > kh or pw + window > kw:
         raise UnsupportedModuleError(path, conv, f"a {kh}x{kw} kernel cannot cover the {window}x{window} average "
                                      f"window of the shortcut (it needs a kernel of at least {2 * window - 1})")
@@ -123,13 +124,15 @@ def identity_batchnorm(num_features: int, *, eps: float = 1e-5, running_mean: to
     dtype = like.dtype if like is not None else torch.get_default_dtype()
     device = like.device if like is not None else None
     bn = nn.BatchNorm2d(num_features, eps=eps, dtype=dtype, device=device)
+    # A BatchNorm2d built with the default track_running_stats=True has both buffers.
+    bn_mean, bn_var = cast(torch.Tensor, bn.running_mean), cast(torch.Tensor, bn.running_var)
     with torch.no_grad():
         if running_mean is not None:
-            bn.running_mean.copy_(running_mean)
+            bn_mean.copy_(running_mean)
         if running_var is not None:
-            bn.running_var.copy_(running_var)
-        bn.weight.copy_(torch.sqrt(bn.running_var + eps))
-        bn.bias.copy_(bn.running_mean)
+            bn_var.copy_(running_var)
+        bn.weight.copy_(torch.sqrt(bn_var + eps))
+        bn.bias.copy_(bn_mean)
     return bn.eval()
 
 
@@ -163,8 +166,9 @@ def new_conv(weight: torch.Tensor, bias: torch.Tensor | None, like: nn.Conv2d, *
 
 def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     """``conv`` followed by ``bn`` (eval mode) as one new biased conv (torch.nn.utils.fusion)."""
-    weight, bias = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps,
-                                        bn.weight, bn.bias)
+    # An eval-mode BN to fold has running statistics (the readers refuse one without).
+    weight, bias = fuse_conv_bn_weights(conv.weight, conv.bias, cast(torch.Tensor, bn.running_mean),
+                                        cast(torch.Tensor, bn.running_var), bn.eps, bn.weight, bn.bias)
     return new_conv(weight, bias, conv, groups=conv.groups)
 
 
@@ -209,7 +213,7 @@ def check_centred(conv: nn.Conv2d, path: str) -> None:
         raise UnsupportedModuleError(path, conv, f"padding_mode {conv.padding_mode!r} is not supported")
 
 
-def is_pointwise(conv: nn.Module) -> bool:
+def is_pointwise(conv: nn.Module) -> TypeGuard[nn.Conv2d]:
     return (isinstance(conv, nn.Conv2d) and conv.kernel_size == (1, 1) and conv.groups == 1
             and conv.padding in ((0, 0), "valid"))
 

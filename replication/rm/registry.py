@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple, Union
+from typing import Any, NamedTuple, TypeVar, cast
 
 from torch import nn
 
@@ -44,12 +44,14 @@ class Part:
     notes: list[str] = field(default_factory=list)
 
 
-Reader = Callable[[nn.Module, DownsampleType, bool], Union[list[Part], list[nn.Module]]]
+Reader = Callable[[nn.Module, DownsampleType, bool], list[Part] | list[nn.Module]]
 _READERS: list[tuple[Callable[[nn.Module], bool], Reader, str]] = []
+# A reader may annotate its model as the class it is registered for (it is only called on those).
+_AnyReader = TypeVar("_AnyReader", bound=Callable[..., Any])
 
 
 def register_reader(match: type | tuple[type, ...] | Callable[[nn.Module], bool], description: str
-                    ) -> Callable[[Reader], Reader]:
+                    ) -> Callable[[_AnyReader], _AnyReader]:
     """Decorator: use ``reader`` for models of type ``match`` (or where ``match(model)`` is true).
 
     The newest registration wins, so a subclass's reader registered after its base's is found first.
@@ -64,8 +66,8 @@ def register_reader(match: type | tuple[type, ...] | Callable[[nn.Module], bool]
     else:
         matches = match  # type: ignore[assignment]
 
-    def wrap(reader: Reader) -> Reader:
-        _READERS.insert(0, (matches, reader, description))
+    def wrap(reader: _AnyReader) -> _AnyReader:
+        _READERS.insert(0, (matches, cast(Reader, reader), description))
         return reader
 
     return wrap

@@ -15,7 +15,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checkpoints import CheckpointError, load_checkpoint, save_atomic  # noqa: F401  (save_atomic re-exported)
+from .. import zoo
+from ..data.specs import dataset_spec
+from ..prune import add_shortcut_batchnorms_
+from ..rm.file_io import CheckpointError, load_checkpoint, save_atomic  # noqa: F401  (save_atomic re-exported)
 
 
 def rng_state() -> dict[str, Any]:
@@ -62,12 +65,8 @@ class ModelSpec:
     image_size: int | None = None
 
     def build(self) -> nn.Module:
-        from .. import zoo
-
         model = zoo.create(self.model, num_classes=self.num_classes, in_chans=self.in_chans, **self.model_kwargs)
         if self.shortcut_batchnorms:
-            from ..prune import add_shortcut_batchnorms_
-
             add_shortcut_batchnorms_(model)
         return model
 
@@ -89,16 +88,15 @@ class ModelSpec:
         if "model_spec" in payload or not isinstance(config, dict) or not isinstance(state, dict) \
                 or not payload.get("model_name"):
             return None
-        from ..data.datasets import class_count, native_size
-
         data = config.get("data", {})
         convs = [v for k, v in state.items() if k.endswith("weight") and getattr(v, "ndim", 0) == 4]
         if not data.get("name") or not convs:
             return None
-        return cls(model=payload["model_name"], num_classes=class_count(data["name"]), in_chans=int(convs[0].shape[1]),
+        spec = dataset_spec(data["name"])
+        return cls(model=payload["model_name"], num_classes=spec.num_classes, in_chans=int(convs[0].shape[1]),
                    model_kwargs=dict(config.get("model_kwargs", {})),
                    shortcut_batchnorms=bool(config.get("shortcut_batchnorms", False)), dataset=data["name"],
-                   image_size=data.get("image_size") or native_size(data["name"]))
+                   image_size=data.get("image_size") or spec.native_size)
 
 
 def load_training_checkpoint(path: str | os.PathLike, model_name: str) -> dict[str, Any]:

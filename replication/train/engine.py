@@ -4,7 +4,8 @@ One process or many (``torchrun --nproc_per_node N -m replication train ...``, o
 the global batch is split evenly across processes and the data order comes from a DistributedSampler
 seeded by (seed, epoch), so N processes see the same global batches as one. On GPUs BatchNorm is
 synchronised (SyncBatchNorm), making N processes equal to one up to reduction order; on CPUs (gloo)
-SyncBatchNorm is unavailable, so each process normalises its own shard and BN models differ slightly. Rank 0 evaluates, writes ``metrics.csv`` (one row per epoch, atomically) and
+SyncBatchNorm is unavailable, so each process normalises its own shard and BN models differ slightly.
+Rank 0 evaluates, writes ``metrics.csv`` (one row per epoch, atomically) and
 ``checkpoint.pt`` (atomically, every epoch). A killed run restarted with the same output folder resumes
 after its last finished epoch with the same model, optimizer, scheduler and RNG state.
 """
@@ -16,11 +17,12 @@ import os
 import random
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sized
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import pandas as pd
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -28,10 +30,18 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
 from .. import zoo
+from ..atomic_io import append_rows_atomic, write_csv_atomic
 from ..data import DataConfig, build_datasets
-from ..results import append_rows_atomic, write_csv_atomic
-from .checkpoint import CheckpointError, ModelSpec, load_training_checkpoint, restore_rng_state, rng_state, save_atomic
-from .checkpoint import plain_values as _plain
+from ..prune import add_shortcut_batchnorms_
+from .checkpoint import (
+    CheckpointError,
+    ModelSpec,
+    load_training_checkpoint,
+    plain_values as _plain,
+    restore_rng_state,
+    rng_state,
+    save_atomic,
+)
 from .presets import Preset, get_preset
 
 
@@ -104,7 +114,8 @@ def seed_everything(seed: int) -> None:
 def _parameter_groups(model: nn.Module, recipe: Preset) -> list[dict[str, Any]]:
     if not recipe.no_decay_on_norm_and_bias:
         return [{"params": [p for p in model.parameters() if p.requires_grad]}]
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for param in model.parameters():
         if param.requires_grad:
             (no_decay if param.ndim <= 1 else decay).append(param)
@@ -115,7 +126,8 @@ def _scheduler(optimizer: torch.optim.Optimizer, recipe: Preset) -> torch.optim.
     """Per-epoch schedule: ``warmup_epochs`` of linear warm-up, then step or cosine over the rest."""
     warmup = recipe.warmup_epochs
     if recipe.schedule == "cosine":
-        main = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(recipe.epochs - warmup, 1))
+        main: torch.optim.lr_scheduler.LRScheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=max(recipe.epochs - warmup, 1))
     elif recipe.schedule == "step":
         main = torch.optim.lr_scheduler.StepLR(optimizer, step_size=recipe.step_size, gamma=recipe.gamma)
     else:
@@ -162,10 +174,57 @@ def evaluate(model: nn.Module, loader: DataLoader, device: str, *, channels_last
 def build_model(config: TrainConfig, num_classes: int, in_chans: int) -> nn.Module:
     model = zoo.create(config.model, num_classes=num_classes, in_chans=in_chans, **config.model_kwargs)
     if config.shortcut_batchnorms:
-        from ..prune import add_shortcut_batchnorms_
-
         add_shortcut_batchnorms_(model)
     return model
+
+
+@dataclass
+class TrainingRun:
+    """What a training run holds between epochs: built by :func:`setup_training`, advanced by
+    :func:`train_one_epoch`, recorded by :func:`save_epoch`."""
+
+    config: TrainConfig
+    recipe: Preset
+    rank: int
+    world: int
+    device: str
+    model: nn.Module                 # the network itself (its state_dict is what a checkpoint holds)
+    ddp_model: nn.Module             # what the steps call: ``model``, or its DistributedDataParallel wrapper
+    spec: ModelSpec | None           # what rebuilds the network from its checkpoint alone, if known
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    sampler: DistributedSampler
+    loader: DataLoader
+    test_loader: DataLoader
+    criterion: nn.Module
+    context: dict[str, Any]          # the run's fixed columns of every metrics row
+    checkpoint_path: Path
+    metrics_path: Path
+    start_epoch: int                 # 0, or the epoch after the last checkpointed one
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def cuda(self) -> bool:
+        return self.device.startswith("cuda")
+
+    @property
+    def channels_last(self) -> bool:
+        return self.config.channels_last and self.cuda
+
+
+@dataclass
+class EpochStats:
+    """One epoch's training pass, summed over every process: the lr it ran at and its wall time."""
+
+    loss_sum: float
+    correct: int
+    seen: int
+    lr: float
+    seconds: float
 
 
 def train(config: TrainConfig, model: nn.Module | None = None) -> dict[str, Any]:
@@ -174,6 +233,21 @@ def train(config: TrainConfig, model: nn.Module | None = None) -> dict[str, Any]
     Returns a dict with ``epoch``, ``train_loss``, ``train_top1``, ``test_loss``, ``top1``, ``top5``,
     ``seconds`` and the run's context; the same row is the last line of ``metrics.csv``.
     """
+    run = setup_training(config, model)
+    last: dict[str, Any] = {}
+    for epoch in range(run.start_epoch, run.recipe.epochs):
+        stats = train_one_epoch(run, epoch)
+        if run.is_main:
+            last = save_epoch(run, epoch, stats)
+        if run.world > 1:
+            dist.barrier()
+    if not last and run.is_main and run.metrics_path.exists():
+        last = pd.read_csv(run.metrics_path).iloc[-1].to_dict()  # already finished: report the last row
+    return last
+
+
+def setup_training(config: TrainConfig, model: nn.Module | None = None) -> TrainingRun:
+    """Data, network, optimizer, schedule and loaders of a run; resumed from its checkpoint if there is one."""
     rank, world = _distributed()
     is_main = rank == 0
     recipe = config.recipe
@@ -195,8 +269,7 @@ def train(config: TrainConfig, model: nn.Module | None = None) -> dict[str, Any]
                          dataset=config.data.name, image_size=info.image_size)
         model = build_model(config, info.num_classes, info.in_chans)
     model = model.to(device)
-    channels_last = config.channels_last and cuda
-    if channels_last:
+    if config.channels_last and cuda:
         model = model.to(memory_format=torch.channels_last)
     if world > 1 and cuda:  # SyncBatchNorm is GPU-only; on CPU each process normalises its own shard
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -230,8 +303,8 @@ def train(config: TrainConfig, model: nn.Module | None = None) -> dict[str, Any]
         _keep_committed_metrics(metrics_path, start_epoch)
     ddp_model = nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
-    sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=config.seed,
-                                 drop_last=True)
+    sampler: DistributedSampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True,
+                                                     seed=config.seed, drop_last=True)
     loader = DataLoader(train_set, batch_size=recipe.batch_size // world, sampler=sampler, drop_last=True,
                         num_workers=config.workers, pin_memory=cuda, persistent_workers=config.workers > 0)
     test_loader = DataLoader(test_set, batch_size=max(recipe.batch_size // world, 64), shuffle=False,
@@ -240,71 +313,84 @@ def train(config: TrainConfig, model: nn.Module | None = None) -> dict[str, Any]
     context = {"model": config.model, "dataset": config.data.name, "preset": config.preset,
                "profile": config.profile, "device": device, "world_size": world, "global_batch": recipe.batch_size,
                "epochs": recipe.epochs, "seed": config.seed, "sparsity": config.sparsity,
-               "train_samples": len(train_set), "test_samples": len(test_set), "image_size": info.image_size,
+               "train_samples": len(cast(Sized, train_set)), "test_samples": len(cast(Sized, test_set)),
+               "image_size": info.image_size,
                "num_classes": info.num_classes, "in_chans": info.in_chans,
                "amp": config.amp and cuda, "torch_version": torch.__version__}
-    last: dict[str, Any] = {}
-    for epoch in range(start_epoch, recipe.epochs):
-        sampler.set_epoch(epoch)
-        ddp_model.train()
-        started, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
-        steps = len(loader) if config.max_steps_per_epoch is None else min(len(loader), config.max_steps_per_epoch)
-        # disable=None: a bar on a terminal, none in log files
-        bar = tqdm(loader, total=steps, desc=f"epoch {epoch + 1}/{recipe.epochs}", leave=False,
-                   disable=None if is_main else True)
-        for step, (images, targets) in enumerate(bar):
-            if step >= steps:
-                break
-            images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
-            if channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cuda", dtype=torch.float16, enabled=config.amp and cuda):
-                logits = ddp_model(images)
-                loss = criterion(logits, targets)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if config.sparsity or recipe.grad_clip:
-                scaler.unscale_(optimizer)
-            if config.sparsity:
-                add_bn_l1_subgradient(model, config.sparsity)
-            if recipe.grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}")
-            seen += targets.numel()
-            loss_sum += loss.item() * targets.numel()
-            correct += (logits.argmax(1) == targets).sum().item()
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}")
-        lr = optimizer.param_groups[0]["lr"]
-        scheduler.step()
-        seconds = time.perf_counter() - started
-        if world > 1:  # the epoch's training loss / accuracy over every process's shard, as one process sees them
-            totals = torch.tensor([loss_sum, correct, seen], dtype=torch.float64, device=device)
-            dist.all_reduce(totals)
-            loss_sum, correct, seen = totals[0].item(), int(totals[1].item()), int(totals[2].item())
-        if is_main:
-            metrics = evaluate(model, test_loader, device, channels_last=channels_last, amp=config.amp)
-            last = {**context, "epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / max(seen, 1),
-                    "train_top1": 100.0 * correct / max(seen, 1), "test_loss": metrics["loss"],
-                    "top1": metrics["top1"], "top5": metrics["top5"], "seconds": seconds,
-                    "train_images_per_sec": seen / seconds}
-            append_rows_atomic([last], metrics_path)
-            print(f"{config.model} epoch {epoch + 1}/{recipe.epochs}: train loss {last['train_loss']:.4f}, "
-                  f"test top-1 {last['top1']:.2f} %, {seconds:.1f} s", flush=True)
-            save_atomic({"model_name": config.model, "model_spec": spec.as_dict() if spec else None,
-                         "epoch": epoch, "model": model.state_dict(),
-                         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                         "scaler": scaler.state_dict(), "rng": rng_state(), "config": _plain(asdict(config))},
-                        checkpoint_path)
-        if world > 1:
-            dist.barrier()
-    if not last and is_main and metrics_path.exists():
-        import pandas as pd
+    return TrainingRun(config=config, recipe=recipe, rank=rank, world=world, device=device, model=model,
+                       ddp_model=ddp_model, spec=spec, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
+                       sampler=sampler, loader=loader, test_loader=test_loader, criterion=criterion,
+                       context=context, checkpoint_path=checkpoint_path, metrics_path=metrics_path,
+                       start_epoch=start_epoch)
 
-        last = pd.read_csv(metrics_path).iloc[-1].to_dict()  # already finished: report the last row
-    return last
+
+def train_one_epoch(run: TrainingRun, epoch: int) -> EpochStats:
+    """One pass over this process's shard (at most ``max_steps_per_epoch`` steps), then the schedule's
+    step; the loss and accuracy sums are reduced over every process."""
+    config, recipe, device, model, optimizer, scaler = (run.config, run.recipe, run.device, run.model,
+                                                        run.optimizer, run.scaler)
+    run.sampler.set_epoch(epoch)
+    run.ddp_model.train()
+    started, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
+    steps = len(run.loader) if config.max_steps_per_epoch is None else min(len(run.loader),
+                                                                           config.max_steps_per_epoch)
+    # disable=None: a bar on a terminal, none in log files
+    bar = tqdm(run.loader, total=steps, desc=f"epoch {epoch + 1}/{recipe.epochs}", leave=False,
+               disable=None if run.is_main else True)
+    for step, (images, targets) in enumerate(bar):
+        if step >= steps:
+            break
+        images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+        if run.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cuda", dtype=torch.float16, enabled=config.amp and run.cuda):
+            logits = run.ddp_model(images)
+            loss = run.criterion(logits, targets)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if config.sparsity or recipe.grad_clip:
+            scaler.unscale_(optimizer)
+        if config.sparsity:
+            add_bn_l1_subgradient(model, config.sparsity)
+        if recipe.grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}")
+        seen += targets.numel()
+        loss_sum += loss.item() * targets.numel()
+        correct += (logits.argmax(1) == targets).sum().item()
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}")
+    lr = optimizer.param_groups[0]["lr"]
+    run.scheduler.step()
+    seconds = time.perf_counter() - started
+    if run.world > 1:  # the epoch's training loss / accuracy over every process's shard, as one process sees them
+        totals = torch.tensor([loss_sum, correct, seen], dtype=torch.float64, device=device)
+        dist.all_reduce(totals)
+        loss_sum, correct, seen = totals[0].item(), int(totals[1].item()), int(totals[2].item())
+    return EpochStats(loss_sum=loss_sum, correct=correct, seen=seen, lr=lr, seconds=seconds)
+
+
+def save_epoch(run: TrainingRun, epoch: int, stats: EpochStats) -> dict[str, Any]:
+    """Rank 0's end of an epoch: evaluate, append the metrics row, then write the checkpoint (both
+    atomically, in that order: a kill between them is resolved on resume). Returns the row."""
+    config = run.config
+    metrics = evaluate(run.model, run.test_loader, run.device, channels_last=run.channels_last, amp=config.amp)
+    seen, seconds = stats.seen, stats.seconds
+    row = {**run.context, "epoch": epoch + 1, "lr": stats.lr, "train_loss": stats.loss_sum / max(seen, 1),
+           "train_top1": 100.0 * stats.correct / max(seen, 1), "test_loss": metrics["loss"],
+           "top1": metrics["top1"], "top5": metrics["top5"], "seconds": seconds,
+           "train_images_per_sec": seen / seconds}
+    append_rows_atomic([row], run.metrics_path)
+    print(f"{config.model} epoch {epoch + 1}/{run.recipe.epochs}: train loss {row['train_loss']:.4f}, "
+          f"test top-1 {row['top1']:.2f} %, {seconds:.1f} s", flush=True)
+    save_atomic({"model_name": config.model, "model_spec": run.spec.as_dict() if run.spec else None,
+                 "epoch": epoch, "model": run.model.state_dict(),
+                 "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
+                 "scaler": run.scaler.state_dict(), "rng": rng_state(), "config": _plain(asdict(config))},
+                run.checkpoint_path)
+    return row
 
 
 _START_OVER = ("start the run over with --no-resume (resume=False), or delete {path}: the workflow and the "
@@ -376,7 +462,6 @@ def _keep_committed_metrics(metrics_path: Path, finished_epochs: int) -> None:
     if finished_epochs == 0:
         metrics_path.unlink()
         return
-    import pandas as pd
 
     metrics = pd.read_csv(metrics_path)
     committed = metrics[metrics["epoch"] <= finished_epochs]

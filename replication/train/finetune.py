@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import cast
 
 import torch
 from torch import nn
@@ -57,15 +58,17 @@ def calibrate_reserved_batchnorms_(model: nn.Module, batches: Iterable[torch.Ten
         mean = total / count
         var = (squares / count - mean * mean).clamp_min(0)
         start, stop = bn.rm_reserved
-        bn.running_mean[start:stop] = mean.to(bn.running_mean.dtype)
-        bn.running_var[start:stop] = var.to(bn.running_var.dtype)
-        bn.weight[start:stop] = torch.sqrt(bn.running_var[start:stop] + bn.eps)
-        bn.bias[start:stop] = bn.running_mean[start:stop]
+        # Converted BNs keep running statistics (rm refuses a BN without them).
+        running_mean, running_var = cast(torch.Tensor, bn.running_mean), cast(torch.Tensor, bn.running_var)
+        running_mean[start:stop] = mean.to(running_mean.dtype)
+        running_var[start:stop] = var.to(running_var.dtype)
+        bn.weight[start:stop] = torch.sqrt(running_var[start:stop] + bn.eps)
+        bn.bias[start:stop] = running_mean[start:stop]
     return model
 
 
 def prepare_for_finetuning(model: nn.Module, mode: str = "bn", calibration: Iterable[torch.Tensor] | None = None,
-                           downsample: str = "dirac") -> nn.Sequential:
+                           downsample: rm.DownsampleType = "dirac") -> nn.Sequential:
     """The converted network, trainable (requires_grad on), ready for :func:`replication.train.train`."""
     if mode not in FINETUNE_MODES:
         raise ValueError(f"fine-tuning mode must be one of {FINETUNE_MODES}, got {mode!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-def get_preset(name: str, **overrides: object) -> Preset:
+def get_preset(name: str, **overrides: Any) -> Preset:
     """A preset by name, with fields overridden (e.g. ``epochs=2``); unknown names and fields are named."""
     if name not in PRESETS:
         raise ValueError(f"unknown training preset {name!r}; choose from {', '.join(PRESETS)}")

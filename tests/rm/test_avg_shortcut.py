@@ -131,7 +131,8 @@ def test_converted_model_saves_and_loads_with_its_guards(tmp_path):
 def test_regnety_squeeze_excitation_is_refused_by_name():
     with pytest.raises(rm.UnsupportedModuleError, match=r"'s1\.b1\.se' \(SEModule\)"):
         rm.convert(timm.create_model("regnety_002", num_classes=10))
-    with pytest.raises(rm.UnsupportedModuleError, match=r"'trunk_output\.block1\.block1-0\.f\.se' \(SqueezeExcitation\)"):
+    se_path = r"'trunk_output\.block1\.block1-0\.f\.se' \(SqueezeExcitation\)"
+    with pytest.raises(rm.UnsupportedModuleError, match=se_path):
         rm.convert(torchvision.models.regnet_y_400mf(num_classes=10))
 
 

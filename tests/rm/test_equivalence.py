@@ -10,8 +10,8 @@ import pytest
 import timm
 import torch
 import torchvision
-from torch import fx, nn
 from timm.models.resnet import BasicBlock as TimmBasicBlock, ResNet as TimmResNet
+from torch import fx, nn
 
 from replication import rm
 from replication.testing import randomize_batchnorm_

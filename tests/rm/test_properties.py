@@ -58,8 +58,9 @@ def _average_shortcut(inplanes: int, outplanes: int, stride: int, ceil_mode: boo
     return nn.Sequential(pool, conv1x1(inplanes, outplanes), nn.BatchNorm2d(outplanes))
 
 
-@given(inplanes=st.integers(1, 12), planes=st.integers(1, 8), bottleneck=st.booleans(), groups=st.sampled_from([1, 2, 4]),
-       downsample=st.sampled_from(rm.DOWNSAMPLE_TYPES), half=st.integers(1, 4), ceil_mode=st.booleans(),
+@given(inplanes=st.integers(1, 12), planes=st.integers(1, 8), bottleneck=st.booleans(),
+       groups=st.sampled_from([1, 2, 4]), downsample=st.sampled_from(rm.DOWNSAMPLE_TYPES), half=st.integers(1, 4),
+       ceil_mode=st.booleans(),
        count_include_pad=st.booleans(), force_projection=st.booleans(), seed=st.integers(0, 2**16))
 def test_average_pool_shortcut(inplanes, planes, bottleneck, groups, downsample, half, ceil_mode, count_include_pad,
                                force_projection, seed):

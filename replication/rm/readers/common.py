@@ -79,7 +79,9 @@ def plain_batchnorm(bn: nn.BatchNorm2d, path: str) -> nn.BatchNorm2d:
 
 def _expand(module: nn.Module, path: str) -> list[tuple[str, nn.Module]] | None:
     """Children of a container whose forward runs them in order, or None for a leaf."""
-    join = (lambda name: f"{path}.{name}" if path else name)
+    def join(name: str) -> str:
+        return f"{path}.{name}" if path else name
+
     if isinstance(module, nn.Sequential) and type(module).forward is nn.Sequential.forward:
         return [(join(name), child) for name, child in module.named_children()]
     if isinstance(module, ConvNormAct):  # conv -> bn (a norm-act) -> aa
@@ -197,16 +199,16 @@ def resnet_block_branch(block: nn.Module, path: str, input_nonnegative: bool = T
         raise UnsupportedModuleError(path, block, f"not a BasicBlock / Bottleneck layout (no {', '.join(missing)}); "
                                      "this residual block has no RM reader")
     if hasattr(block, "relu"):  # torchvision: one ReLU module used after every conv and the addition
-        acts = [block.relu] * n
+        act_modules = [block.relu] * n
         act_names = {"relu"}
     else:  # timm: act1..actN
-        acts = [getattr(block, f"act{i}") for i in range(1, n + 1)]
+        act_modules = [getattr(block, f"act{i}") for i in range(1, n + 1)]
         act_names = {f"act{i}" for i in range(1, n + 1)}
         require_inactive(block, path, ("aa", "se"))
     require_known_children(block, path, set(conv_names) | set(bn_names) | act_names | {"downsample"})
     units = [require_conv_bn(getattr(block, c), getattr(block, b), f"{path}.{c}", f"{path}.{b}")
              for c, b in zip(conv_names, bn_names)]
-    acts = [activation(a, f"{path}.act") for a in acts]
+    acts = [activation(a, f"{path}.act") for a in act_modules]
     shortcut, window = parse_shortcut(block.downsample, f"{path}.downsample")
     return ResidualBranch(units=units, acts=acts[:-1], shortcut=shortcut, out_act=acts[-1],
                           input_nonnegative=input_nonnegative, path=path, shortcut_average=window)

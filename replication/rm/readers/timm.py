@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from timm.models.byobnet import ByobNet, RepVggBlock
 from timm.models.regnet import Bottleneck as RegNetBottleneck, RegNet
 from timm.models.resnet import ResNet
@@ -10,8 +12,18 @@ from torch import nn
 from ..blocks import DownsampleType, ResidualBranch
 from ..errors import UnsupportedModuleError
 from ..registry import Part, plain_part, register_reader, residual_part
-from .common import (activation, branch_from_leaves, flatten_leaves, is_inactive, is_nonnegative_activation, named,
-                     parse_shortcut, plain_layers, require_inactive, require_known_children)
+from .common import (
+    activation,
+    branch_from_leaves,
+    flatten_leaves,
+    is_inactive,
+    is_nonnegative_activation,
+    named,
+    parse_shortcut,
+    plain_layers,
+    require_inactive,
+    require_known_children,
+)
 from .torchvision import resnet_stage_parts
 
 __all__ = ["regnet_block_branch", "repvgg_block_layers", "timm_head", "timm_maxpool_layers"]
@@ -56,7 +68,7 @@ def repvgg_block_layers(block: nn.Module, path: str) -> list[nn.Module]:
 
 @register_reader(ResNet, "timm ResNet family (BasicBlock / Bottleneck, conv or deep stem, conv or average-pool "
                          "shortcuts)")
-def read_timm_resnet(model: nn.Module, downsample: DownsampleType, fuse_bn: bool) -> list[Part]:
+def read_timm_resnet(model: ResNet, downsample: DownsampleType, fuse_bn: bool) -> list[Part]:
     stem = named(conv1=model.conv1, bn1=model.bn1, act1=model.act1, maxpool=model.maxpool)
     parts = [plain_part("", stem, lambda: plain_layers(named(conv1=model.conv1, bn1=model.bn1, act1=model.act1), "")
                         + timm_maxpool_layers(model.maxpool))]
@@ -83,7 +95,7 @@ def _regnet_plain_block(block: nn.Module, path: str) -> list[nn.Module]:
 
 
 @register_reader(RegNet, "timm RegNetX (RegNetY's squeeze-excitation and RegNetV's pre-activation are refused)")
-def read_timm_regnet(model: nn.Module, downsample: DownsampleType, fuse_bn: bool) -> list[Part]:
+def read_timm_regnet(model: RegNet, downsample: DownsampleType, fuse_bn: bool) -> list[Part]:
     parts = [plain_part("stem", model.stem, lambda: plain_layers(model.stem, "stem"))]
     stem_leaves = [m for _, m in flatten_leaves(model.stem, "stem") if not is_inactive(m)]
     nonnegative = bool(stem_leaves) and is_nonnegative_activation(stem_leaves[-1])
@@ -95,10 +107,10 @@ def read_timm_regnet(model: nn.Module, downsample: DownsampleType, fuse_bn: bool
                                                        "has an RM form (a pre-activation block adds before its "
                                                        "norm and activation)")))
             elif block.downsample is None:
-                parts.append(plain_part(path, block, lambda b=block, p=path: _regnet_plain_block(b, p)))
+                parts.append(plain_part(path, block, partial(_regnet_plain_block, block, path)))
             else:
-                parts.append(residual_part(path, block, lambda b=block, p=path, n=nonnegative: regnet_block_branch(
-                    b, p, n), downsample, fuse_bn))
+                parts.append(residual_part(path, block, partial(regnet_block_branch, block, path, nonnegative),
+                                           downsample, fuse_bn))
             nonnegative = is_nonnegative_activation(getattr(block, "act3", None))
     parts.append(plain_part("final_conv", model.final_conv, lambda: plain_layers(model.final_conv, "final_conv")))
     return parts + [plain_part("head", model.head, lambda: timm_head(model.head, prefix="head."))]
@@ -119,12 +131,12 @@ def _is_repvgg_byobnet(model: nn.Module) -> bool:
 
 
 @register_reader(_is_repvgg_byobnet, "timm RepVGG (ByobNet of RepVggBlocks)")
-def read_repvgg_byobnet(model: nn.Module, downsample: DownsampleType, fuse_bn: bool) -> list[Part]:
+def read_repvgg_byobnet(model: ByobNet, downsample: DownsampleType, fuse_bn: bool) -> list[Part]:
     parts = [plain_part("stem", model.stem, lambda: repvgg_block_layers(model.stem, "stem"))]
     for stage_index, stage in enumerate(model.stages):
         for block_index, block in enumerate(stage):
             path = f"stages.{stage_index}.{block_index}"
-            parts.append(plain_part(path, block, lambda b=block, p=path: repvgg_block_layers(b, p)))
+            parts.append(plain_part(path, block, partial(repvgg_block_layers, block, path)))
 
     def head() -> list[nn.Module]:
         if not is_inactive(model.final_conv):

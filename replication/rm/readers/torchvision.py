@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from torch import nn
 from torchvision.models.mobilenetv2 import InvertedResidual, MobileNetV2
 from torchvision.models.regnet import RegNet, ResBottleneckBlock
@@ -11,8 +13,18 @@ from torchvision.models.vgg import VGG
 from ..blocks import DownsampleType, ResidualBranch, reserve_and_merge
 from ..errors import UnsupportedModuleError
 from ..registry import Part, plain_part, register_reader, residual_part
-from .common import (activation, branch_from_leaves, flatten_leaves, is_inactive, is_nonnegative_activation, named,
-                     parse_shortcut, plain_layers, resnet_block_branch, shortcut_free_block_layers)
+from .common import (
+    activation,
+    branch_from_leaves,
+    flatten_leaves,
+    is_inactive,
+    is_nonnegative_activation,
+    named,
+    parse_shortcut,
+    plain_layers,
+    resnet_block_branch,
+    shortcut_free_block_layers,
+)
 
 __all__ = ["inverted_residual_layers", "maxpool_layers", "regnet_block_branch", "resnet_stage_parts"]
 
@@ -33,17 +45,17 @@ def resnet_stage_parts(model: nn.Module, downsample: DownsampleType, fuse_bn: bo
         for index, block in enumerate(getattr(model, stage)):
             path = f"{stage}.{index}"
             if not getattr(block, "has_shortcut", True):
-                parts.append(plain_part(path, block, lambda b=block, p=path: shortcut_free_block_layers(b, p)))
+                parts.append(plain_part(path, block, partial(shortcut_free_block_layers, block, path)))
             else:
-                parts.append(residual_part(path, block, lambda b=block, p=path, n=nonnegative: resnet_block_branch(
-                    b, p, n), downsample, fuse_bn))
+                parts.append(residual_part(path, block, partial(resnet_block_branch, block, path, nonnegative),
+                                           downsample, fuse_bn))
             last = "act3" if hasattr(block, "conv3") else "act2"
             nonnegative = is_nonnegative_activation(getattr(block, "relu", None) or getattr(block, last, None))
     return parts
 
 
 @register_reader(ResNet, "torchvision ResNet / ResNeXt / Wide ResNet")
-def read_torchvision_resnet(model: nn.Module, downsample: DownsampleType, fuse_bn: bool) -> list[Part]:
+def read_torchvision_resnet(model: ResNet, downsample: DownsampleType, fuse_bn: bool) -> list[Part]:
     stem = named(conv1=model.conv1, bn1=model.bn1, relu=model.relu, maxpool=model.maxpool)
     parts = [plain_part("", stem, lambda: plain_layers(named(conv1=model.conv1, bn1=model.bn1, relu=model.relu), "")
                         + maxpool_layers(model.maxpool, "maxpool"))]
@@ -69,18 +81,22 @@ def _inverted_residual_branch(block: nn.Module, path: str) -> ResidualBranch:
     return branch_from_leaves(leaves, None, out_act=None, input_nonnegative=False, path=path)
 
 
+def _inverted_residual_plain(block: nn.Module, path: str) -> list[nn.Module]:
+    return plain_layers(block.conv, f"{path}.conv")
+
+
 @register_reader(MobileNetV2, "torchvision MobileNetV2 (-> RMNetV1 -> MobileNetV1)")
-def read_torchvision_mobilenet_v2(model: nn.Module, downsample: DownsampleType, fuse_bn: bool) -> list[Part]:
+def read_torchvision_mobilenet_v2(model: MobileNetV2, downsample: DownsampleType, fuse_bn: bool) -> list[Part]:
     parts: list[Part] = []
     for index, module in enumerate(model.features):
         path = f"features.{index}"
         if isinstance(module, InvertedResidual) and module.use_res_connect:
-            parts.append(residual_part(path, module, lambda m=module, p=path: _inverted_residual_branch(m, p),
+            parts.append(residual_part(path, module, partial(_inverted_residual_branch, module, path),
                                        downsample, fuse_bn))
         elif isinstance(module, InvertedResidual):
-            parts.append(plain_part(path, module, lambda m=module, p=path: plain_layers(m.conv, f"{p}.conv")))
+            parts.append(plain_part(path, module, partial(_inverted_residual_plain, module, path)))
         else:
-            parts.append(plain_part(path, module, lambda m=module, p=path: plain_layers(m, p)))
+            parts.append(plain_part(path, module, partial(plain_layers, module, path)))
     return parts + [plain_part("classifier", model.classifier, lambda: [nn.AdaptiveAvgPool2d(1), nn.Flatten(1)]
                                + plain_layers(model.classifier, "classifier"))]
 
@@ -95,7 +111,7 @@ def regnet_block_branch(block: nn.Module, path: str, input_nonnegative: bool) ->
 
 
 @register_reader(RegNet, "torchvision RegNetX (RegNetY's squeeze-excitation is refused)")
-def read_torchvision_regnet(model: nn.Module, downsample: DownsampleType, fuse_bn: bool) -> list[Part]:
+def read_torchvision_regnet(model: RegNet, downsample: DownsampleType, fuse_bn: bool) -> list[Part]:
     parts = [plain_part("stem", model.stem, lambda: plain_layers(model.stem, "stem"))]
     nonnegative = is_nonnegative_activation(flatten_leaves(model.stem, "stem")[-1][1])
     for stage_name, stage in model.trunk_output.named_children():
@@ -103,7 +119,7 @@ def read_torchvision_regnet(model: nn.Module, downsample: DownsampleType, fuse_b
             path = f"trunk_output.{stage_name}.{block_name}"
             if not isinstance(block, ResBottleneckBlock):
                 raise UnsupportedModuleError(path, block, "only ResBottleneckBlock stages are supported")
-            parts.append(residual_part(path, block, lambda b=block, p=path, n=nonnegative: regnet_block_branch(b, p, n),
+            parts.append(residual_part(path, block, partial(regnet_block_branch, block, path, nonnegative),
                                        downsample, fuse_bn))
             nonnegative = is_nonnegative_activation(block.activation)
     head = named(avgpool=model.avgpool, fc=model.fc)
@@ -112,7 +128,7 @@ def read_torchvision_regnet(model: nn.Module, downsample: DownsampleType, fuse_b
 
 
 @register_reader(VGG, "torchvision VGG (already plain: BN folded only)")
-def read_torchvision_vgg(model: nn.Module, downsample: DownsampleType, fuse_bn: bool) -> list[Part]:
+def read_torchvision_vgg(model: VGG, downsample: DownsampleType, fuse_bn: bool) -> list[Part]:
     return [plain_part("features", model.features, lambda: plain_layers(model.features, "features")),
             plain_part("classifier", named(avgpool=model.avgpool, classifier=model.classifier),
                        lambda: [model.avgpool, nn.Flatten(1)] + plain_layers(model.classifier, "classifier"))]

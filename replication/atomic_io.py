@@ -1,0 +1,74 @@
+"""The suite's writers of results files (CSV, text, appended rows), built on the one atomic writer
+:func:`replication.rm.file_io.write_atomic`: a crash never leaves a half-written file or row."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from .provenance import provenance as current
+from .rm.file_io import check_target, write_atomic
+
+__all__ = ["TargetNotWritableError", "append_rows_atomic", "check_target", "check_writable", "write_atomic",
+           "write_csv_atomic", "write_text_atomic"]
+
+
+class TargetNotWritableError(ValueError):
+    """An output path that cannot be written, found before any work is done."""
+
+
+def check_writable(path: str | os.PathLike, *, folder: bool = False) -> Path:
+    """Raise :class:`TargetNotWritableError` (or ``FileExistsError``, see :func:`check_target`) unless a file
+    (or, with ``folder``, a folder) can be written at ``path``. Creates nothing that stays: the nearest
+    existing parent is asked for a temporary file, which is what the atomic writers will need."""
+    path = Path(path)
+    if folder:
+        if path.exists() and not path.is_dir():
+            raise TargetNotWritableError(f"cannot write into {path}: it exists and is not a folder")
+    else:
+        check_target(path)
+    ancestor = path if folder else path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise TargetNotWritableError(f"cannot write {path}: {ancestor} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=ancestor):
+            pass
+    except OSError as error:
+        raise TargetNotWritableError(f"cannot write {path}: {ancestor} does not accept new files "
+                                     f"({error.strerror or error})") from None
+    return path
+
+
+def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike, *, provenance: bool = True) -> Path:
+    """Write ``frame`` to ``path`` atomically (:func:`write_atomic`).
+
+    With ``provenance`` (the default for results), columns the frame lacks among the suite's commit
+    and the torch / torchvision / timm / onnxruntime versions are added to every row; columns it
+    has keep their values (a gathered CSV keeps the provenance of the runs it gathers)."""
+    if provenance:
+        frame = frame.assign(**{key: value for key, value in current().items() if key not in frame.columns})
+    return write_atomic(path, lambda tmp: frame.to_csv(tmp, index=False))
+
+
+def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
+    """Write ``text`` to ``path`` atomically (:func:`write_atomic`)."""
+    return write_atomic(path, lambda tmp: tmp.write_text(text))
+
+
+def append_rows_atomic(rows: list[dict[str, object]], path: str | os.PathLike) -> Path:
+    """Add ``rows`` to the CSV at ``path`` (created if missing) by an atomic rewrite.
+
+    A crash leaves either the old file or the new one, never a half-written row. New columns are
+    added; rows that lack a column get an empty value.
+    """
+    path = Path(path)
+    new = pd.DataFrame.from_records(rows)
+    new = new.assign(**{key: value for key, value in current().items() if key not in new.columns})
+    if path.exists() and path.stat().st_size > 0:
+        new = pd.concat([pd.read_csv(path), new], ignore_index=True)
+    return write_csv_atomic(new, path)

@@ -1,0 +1,55 @@
+"""Checkpoint files of any source: the state_dict in one, and loading it into a model with clear errors.
+
+Reading a file (``torch.load`` with ``weights_only=True``, :class:`CheckpointError` for a missing or
+corrupt one) and writing one atomically live in :mod:`replication.rm.file_io`, re-exported here.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+from .rm.file_io import CheckpointError, load_checkpoint, save_atomic
+
+__all__ = ["CheckpointError", "extract_state_dict", "load_checkpoint", "load_weights", "save_atomic"]
+
+
+def extract_state_dict(payload: Any, path: str | os.PathLike = "<checkpoint>") -> dict[str, torch.Tensor]:
+    """The state_dict in a checkpoint: the payload itself, or under 'state_dict', 'model' or 'ema'."""
+    if isinstance(payload, dict):
+        for key in ("state_dict", "model", "model_state_dict", "ema"):
+            if isinstance(payload.get(key), dict):
+                payload = payload[key]
+                break
+        if payload and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in payload.items()):
+            return {k.removeprefix("module."): v for k, v in payload.items()}
+    raise CheckpointError(f"checkpoint {path} holds no state_dict (expected a dict of tensors, optionally "
+                          "under 'state_dict' or 'model')")
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike, payload: Any = None) -> nn.Module:
+    """Load a checkpoint into ``model`` strictly; mismatches name the offending keys and shapes.
+
+    ``payload``: the checkpoint's content if already read with :func:`load_checkpoint` (read once)."""
+    state = extract_state_dict(load_checkpoint(path) if payload is None else payload, path)
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong_shape = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+                   for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or wrong_shape:
+        def show(items):
+            return ", ".join(items[:5]) + (f" (+{len(items) - 5} more)" if len(items) > 5 else "")
+        problems = []
+        if missing:
+            problems.append(f"missing keys: {show(missing)}")
+        if unexpected:
+            problems.append(f"unexpected keys: {show(unexpected)}")
+        if wrong_shape:
+            problems.append(f"shape mismatches: {show(wrong_shape)}")
+        raise CheckpointError(f"checkpoint {path} does not fit {type(model).__name__}: " + "; ".join(problems))
+    model.load_state_dict(state)
+    return model
