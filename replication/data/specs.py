@@ -34,6 +34,11 @@ class DatasetSpec:
         if not len(self.mean) == len(self.std) == self.in_chans:
             raise ValueError(f"dataset {self.name!r}: mean and std need one entry per channel ({self.in_chans})")
 
+    def timm_cfg(self) -> dict[str, object]:
+        """The fields of a timm default cfg that this dataset fixes: classes, input size, mean / std."""
+        return {"num_classes": self.num_classes, "input_size": (self.in_chans, self.native_size, self.native_size),
+                "mean": self.mean, "std": self.std}
+
 
 CIFAR10 = DatasetSpec("cifar10", num_classes=10, in_chans=3, native_size=32,
                       mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616), paper_name="CIFAR10")

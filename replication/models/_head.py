@@ -4,6 +4,7 @@ No ``from __future__ import annotations`` here or in the model files: TorchScrip
 annotations of scripted methods and class attributes, and cannot read them as strings.
 """
 
+from typing import TYPE_CHECKING, Any
 
 import torch
 from timm.layers import create_classifier, get_device_dtype
@@ -23,6 +24,10 @@ class ClassifierHeadMixin:
     num_features: int
     num_classes: int
     head_hidden_size: int
+    if TYPE_CHECKING:  # provided by nn.Module and the model class; TorchScript never reads these
+        training: bool
+
+        def forward_features(self, x: torch.Tensor) -> torch.Tensor: ...
 
     def _init_head(self, num_classes: int, drop_rate: float, global_pool: str, device=None, dtype=None) -> None:
         self.num_classes = num_classes
@@ -61,6 +66,13 @@ class FeatureTapsMixin:
     modules that, applied in order, give ``forward_features``; tap ``i`` is the output of segment ``i``.
     Pruning to tap ``i`` calls :meth:`_prune_after` (which drops every segment after it).
     """
+
+    if TYPE_CHECKING:  # provided by the model class; TorchScript never reads these
+        feature_info: list[dict[str, Any]]
+        num_features: int
+        head_hidden_size: int
+
+        def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None: ...
 
     @torch.jit.ignore
     def _segments(self) -> list[nn.Module]:
@@ -127,8 +139,8 @@ def _out_channels(module: nn.Module, channels: int) -> int:
             channels = layer.out_channels
         elif isinstance(layer, nn.BatchNorm2d):
             channels = layer.num_features
-        elif hasattr(layer, "delta") and isinstance(getattr(layer, "weight", None), torch.Tensor):
-            channels = layer.weight.shape[0]  # DiracConv2d
+        elif hasattr(layer, "delta") and isinstance(weight := getattr(layer, "weight", None), torch.Tensor):
+            channels = int(weight.shape[0])  # DiracConv2d
     return channels
 
 

@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .. import rm
+from ..data.specs import CIFAR10, IMAGENET
 from ..rm.readers.common import plain_layers
 from ..rm.readers.timm import timm_head
 from ._head import ClassifierHeadMixin, FeatureTapsMixin, stride_taps
@@ -24,6 +25,8 @@ __all__ = ["DiracConv2d", "DiracNet"]
 
 class DiracConv2d(nn.Module):
     """A 3x3 'same' conv with the Dirac parameterisation; (N, in, H, W) -> (N, out, H, W)."""
+
+    delta: torch.Tensor  # the Dirac kernel, a non-persistent buffer
 
     def __init__(self, in_chs: int, out_chs: int, device=None, dtype=None) -> None:
         super().__init__()
@@ -104,12 +107,10 @@ class DiracNet(FeatureTapsMixin, ClassifierHeadMixin, nn.Module):
 
 
 default_cfgs = generate_default_cfgs({
-    "diracnet34.untrained": {"url": "", "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": (7, 7),
-                             "crop_pct": 0.875, "interpolation": "bilinear", "mean": (0.485, 0.456, 0.406),
-                             "std": (0.229, 0.224, 0.225), "first_conv": "features.0", "classifier": "fc"},
-    "diracnet34_cifar.untrained": {"url": "", "num_classes": 10, "input_size": (3, 32, 32), "pool_size": (4, 4),
-                                   "crop_pct": 1.0, "interpolation": "bilinear", "mean": (0.4914, 0.4822, 0.4465),
-                                   "std": (0.2470, 0.2435, 0.2616), "first_conv": "features.0", "classifier": "fc"},
+    "diracnet34.untrained": {"url": "", **IMAGENET.timm_cfg(), "pool_size": (7, 7), "crop_pct": 0.875,
+                             "interpolation": "bilinear", "first_conv": "features.0", "classifier": "fc"},
+    "diracnet34_cifar.untrained": {"url": "", **CIFAR10.timm_cfg(), "pool_size": (4, 4), "crop_pct": 1.0,
+                                   "interpolation": "bilinear", "first_conv": "features.0", "classifier": "fc"},
 })
 
 

@@ -16,7 +16,7 @@ the V1 structure: ``convert(v2, fuse_pointwise=False)`` is RMNetV1, ``convert(v2
 """
 
 from contextlib import nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from timm.layers import SelectAdaptivePool2d, get_device_dtype
@@ -26,6 +26,7 @@ from torchvision.models.mobilenetv2 import MobileNetV2
 from torchvision.ops.misc import Conv2dNormActivation
 
 from .. import rm
+from ..data.specs import CIFAR10
 from ..rm.readers.common import plain_layers
 from ._head import FeatureTapsMixin, stride_taps
 
@@ -55,6 +56,10 @@ class MobileNetHeadMixin(FeatureTapsMixin):
     num_features: int
     num_classes: int
     head_hidden_size: int
+    if TYPE_CHECKING:  # provided by nn.Module and the model class; TorchScript never reads these
+        training: bool
+        features: nn.Sequential
+        global_pool: SelectAdaptivePool2d
 
     def _init_timm(self, num_classes: int, in_chans: int, drop_rate: float, global_pool: str) -> None:
         self.in_chans = in_chans
@@ -192,8 +197,7 @@ class MobileNetV2RM(MobileNetHeadMixin, MobileNetV2):
 
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
-    return {"url": "", "num_classes": 10, "input_size": (3, 32, 32), "pool_size": (2, 2), "crop_pct": 1.0,
-            "interpolation": "bilinear", "mean": (0.4914, 0.4822, 0.4465), "std": (0.2470, 0.2435, 0.2616),
+    return {"url": "", **CIFAR10.timm_cfg(), "pool_size": (2, 2), "crop_pct": 1.0, "interpolation": "bilinear",
             "first_conv": "features.0.0", "classifier": "classifier.1", **kwargs}
 
 

@@ -12,14 +12,16 @@ Deploy form: ``timm.utils.reparameterize_model`` (each RepVggBlock fuses its bra
 """
 
 import dataclasses
-from typing import Any
+import functools
+from typing import Any, cast
 
 import torch
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
-from timm.models.byobnet import ByobNet, ByoModelCfg, RepVggBlock, get_layer_fns, model_cfgs
+from timm.models.byobnet import ByoBlockCfg, ByobNet, ByoModelCfg, RepVggBlock, get_layer_fns, model_cfgs
 from torch import nn
 
 from .. import rm
+from ..data.specs import CIFAR10, IMAGENET
 from ..rm.readers.common import plain_layers
 from ..rm.readers.timm import repvgg_block_layers, timm_head
 from ._head import ClassifierHeadMixin, FeatureTapsMixin
@@ -101,13 +103,11 @@ class CifarRepVgg(ByobNet):
 
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
-    return {"url": "", "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": (7, 7), "crop_pct": 0.875,
-            "interpolation": "bilinear", "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225),
+    return {"url": "", **IMAGENET.timm_cfg(), "pool_size": (7, 7), "crop_pct": 0.875, "interpolation": "bilinear",
             "first_conv": "stem.0", "classifier": "fc", **kwargs}
 
 
-_CIFAR = dict(num_classes=10, input_size=(3, 32, 32), pool_size=(4, 4), crop_pct=1.0,
-              mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616))
+_CIFAR = dict(**CIFAR10.timm_cfg(), pool_size=(4, 4), crop_pct=1.0)
 
 default_cfgs = generate_default_cfgs({
     "repvgg18.untrained": _cfg(),
@@ -158,7 +158,8 @@ def repvgg_depth133_cifar(pretrained: bool = False, **kwargs: Any) -> RepVGGResN
 def repvgg_a2_cifar(pretrained: bool = False, **kwargs: Any) -> ByobNet:
     """timm's RepVGG-A2 with a stride-1 stem and first stage, for 32x32 inputs (Table 1, CIFAR)."""
     base = model_cfgs["repvgg_a2"]
-    blocks = (dataclasses.replace(base.blocks[0], s=1),) + tuple(base.blocks[1:])
+    first_stage = cast(ByoBlockCfg, base.blocks[0])  # RepVGG-A2's stages are single ByoBlockCfgs
+    blocks = (dataclasses.replace(first_stage, s=1),) + tuple(base.blocks[1:])
     cfg = dataclasses.replace(base, blocks=blocks)
     return build_model_with_cfg(CifarRepVgg, "repvgg_a2_cifar", pretrained, model_cfg=cfg,
                                 feature_cfg=dict(flatten_sequential=True), **kwargs)
@@ -170,8 +171,8 @@ def repvgg_a2_cifar(pretrained: bool = False, **kwargs: Any) -> ByobNet:
 def read_repvgg_resnet(model: RepVGGResNet, downsample: rm.blocks.DownsampleType, fuse_bn: bool) -> list[rm.Part]:
     """Plain stem, every RepVggBlock re-parameterised by timm, timm head: no residual left to remove."""
     parts = [rm.plain_part("stem", model.stem, lambda: plain_layers(model.stem, "stem"))]
-    for stage_index, stage in enumerate(model.stages):
-        for block_index, block in enumerate(stage):
+    for stage_index, stage in enumerate(model.stages.children()):
+        for block_index, block in enumerate(stage.children()):
             path = f"stages.{stage_index}.{block_index}"
-            parts.append(rm.plain_part(path, block, lambda b=block, p=path: repvgg_block_layers(b, p)))
+            parts.append(rm.plain_part(path, block, functools.partial(repvgg_block_layers, block, path)))
     return parts + [rm.plain_part("fc", model.fc, lambda: timm_head(model))]

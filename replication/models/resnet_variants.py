@@ -12,12 +12,14 @@ All are timm ``ResNet`` instances (so timm tooling and ``replication.rm.convert`
   not list its stage split; this one keeps stages near-equal and hits the stated depths exactly.
 """
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 from torch import nn
+
+from ..data.specs import CIFAR10, IMAGENET
 
 __all__ = ["CifarResNet", "PlainBasicBlock", "PlainBottleneck", "cifar_stem_", "DEPTH_STUDY_LAYERS"]
 
@@ -66,38 +68,38 @@ class CifarResNet(ResNet):
     max-pool become one 3x3 stride-1 conv, so ``feature_info`` reductions are 1, 1, 2, 4, 8 (and
     ``features_only`` wraps the model as it is)."""
 
-    def __init__(self, *args: Any, in_chans: int = 3, device=None, dtype=None, **kwargs: Any) -> None:
-        super().__init__(*args, in_chans=in_chans, device=device, dtype=dtype, **kwargs)
+    def __init__(self, block: Any, layers: tuple[int, ...], in_chans: int = 3, device=None, dtype=None,
+                 **kwargs: Any) -> None:  # block: a block class (timm annotates it as an instance)
+        super().__init__(block, layers, in_chans=in_chans, device=device, dtype=dtype, **kwargs)
         cifar_stem_(self, in_chans, device=device, dtype=dtype)
 
 
 def cifar_stem_(model: ResNet, in_chans: int, device=None, dtype=None) -> ResNet:
     """Replace the 7x7 stride-2 stem and max-pool with a 3x3 stride-1 conv, in place; fix ``feature_info``."""
-    width = model.conv1.out_channels
-    model.conv1 = nn.Conv2d(in_chans, width, 3, 1, 1, bias=False, device=device, dtype=dtype)
-    model.maxpool = nn.Identity()
-    nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
+    width = cast(int, model.feature_info[0]["num_chs"])  # the stem's tap (act1): its output channels
+    conv = nn.Conv2d(in_chans, width, 3, 1, 1, bias=False, device=device, dtype=dtype)
+    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+    model.add_module("conv1", conv)  # add_module replaces the registered stem conv and pool
+    model.add_module("maxpool", nn.Identity())
     # timm's taps: act1 (/2), layer1 (/4, after the pool), layer2-4 (/8 ... /32): all 4x smaller now,
     # except act1, which only loses the stem conv's stride
     for index, info in enumerate(model.feature_info):
-        info["reduction"] = 1 if index == 0 else info["reduction"] // 4
+        info["reduction"] = 1 if index == 0 else cast(int, info["reduction"]) // 4
     return model
 
 
 def _create(variant: str, block: type[nn.Module], layers: tuple[int, ...], cifar: bool, pretrained: bool,
             **kwargs: Any) -> ResNet:
     return build_model_with_cfg(CifarResNet if cifar else ResNet, variant, pretrained, block=block,
-                                layers=list(layers), **kwargs)
+                                layers=tuple(layers), **kwargs)
 
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
-    return {"url": "", "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": (7, 7), "crop_pct": 0.875,
-            "interpolation": "bilinear", "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225),
+    return {"url": "", **IMAGENET.timm_cfg(), "pool_size": (7, 7), "crop_pct": 0.875, "interpolation": "bilinear",
             "first_conv": "conv1", "classifier": "fc", **kwargs}
 
 
-_CIFAR = dict(num_classes=10, input_size=(3, 32, 32), pool_size=(4, 4), crop_pct=1.0,
-              mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616))
+_CIFAR = dict(**CIFAR10.timm_cfg(), pool_size=(4, 4), crop_pct=1.0)
 
 default_cfgs = generate_default_cfgs({
     "resnet18_cifar.untrained": _cfg(**_CIFAR),

@@ -14,6 +14,7 @@ Deploy form: every block has ``reparameterize()`` (timm's hook), so ``timm.utils
 gives the plain network; ``replication.rm.convert`` gives the same network as one ``nn.Sequential``.
 """
 
+import functools
 from typing import Any
 
 import torch
@@ -22,6 +23,7 @@ from timm.models.byobnet import RepVggBlock
 from torch import nn
 
 from .. import rm
+from ..data.specs import CIFAR10, IMAGENET
 from ..rm.readers.common import resnet_block_branch
 from ..rm.readers.timm import repvgg_block_layers, timm_head
 from ._head import ClassifierHeadMixin, FeatureTapsMixin
@@ -198,13 +200,11 @@ MODEL_ARCHS = {
 
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
-    return {"url": "", "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": (7, 7), "crop_pct": 0.875,
-            "interpolation": "bilinear", "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225),
+    return {"url": "", **IMAGENET.timm_cfg(), "pool_size": (7, 7), "crop_pct": 0.875, "interpolation": "bilinear",
             "first_conv": "stem.0.conv_kxk.conv", "classifier": "fc", **kwargs}
 
 
-CIFAR10_CFG = {"num_classes": 10, "input_size": (3, 32, 32), "pool_size": (4, 4), "crop_pct": 1.0,
-               "mean": (0.4914, 0.4822, 0.4465), "std": (0.2470, 0.2435, 0.2616)}
+CIFAR10_CFG = {**CIFAR10.timm_cfg(), "pool_size": (4, 4), "crop_pct": 1.0}
 
 default_cfgs = generate_default_cfgs({
     **{f"{name}.untrained": _cfg() for name in MODEL_ARCHS},
@@ -317,14 +317,17 @@ def rmnet152x6_32_cifar(pretrained: bool = False, **kwargs: Any) -> RMNet:
 @rm.register_reader(RMNet, "replication RMNet (rmnet*)")
 def read_rmnet(model: RMNet, downsample: rm.blocks.DownsampleType, fuse_bn: bool) -> list[rm.Part]:
     """RepVGG stem blocks (timm's re-parameterisation), RM on every RMBlock, timm head."""
-    parts = [rm.plain_part(f"stem.{index}", block, lambda b=block, p=f"stem.{index}": repvgg_block_layers(b, p))
-             for index, block in enumerate(model.stem)]
-    for stage_index, stage in enumerate(model.stages):
-        for block_index, block in enumerate(stage):
+    parts = [rm.plain_part(f"stem.{index}", stem_block, functools.partial(repvgg_block_layers, stem_block,
+                                                                          f"stem.{index}"))
+             for index, stem_block in enumerate(model.stem.children())]
+    for stage_index, stage in enumerate(model.stages.children()):
+        for block_index, block in enumerate(stage.children()):
             path = f"stages.{stage_index}.{block_index}"
+            if not isinstance(block, RMBlock):
+                raise TypeError(f"{path}: expected an RMBlock, got {type(block).__name__}")
             if block.reparam is not None:  # already in deploy form
-                parts.append(rm.plain_part(path, block, lambda b=block: list(b.reparam)))
+                parts.append(rm.plain_part(path, block, functools.partial(list, block.reparam)))
             else:
-                parts.append(rm.residual_part(path, block, lambda b=block, p=path: resnet_block_branch(b, p),
+                parts.append(rm.residual_part(path, block, functools.partial(resnet_block_branch, block, path),
                                               downsample, fuse_bn))
     return parts + [rm.plain_part("fc", model.fc, lambda: timm_head(model))]

@@ -17,8 +17,7 @@ import os
 import timm
 
 import replication  # noqa: F401  registers the suite's models
-from replication.models import __all__ as SUITE_MODULES
-from replication.models import registered_models
+from replication.models import __all__ as SUITE_MODULES, registered_models
 
 ALL_MODELS = set(registered_models())
 SELECTED = {name for name in os.environ.get("RMNET_TIMM_MODELS", "").split(",") if name} or ALL_MODELS
