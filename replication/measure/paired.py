@@ -12,8 +12,10 @@ What is taken from pyperf and pytest-benchmark, and what is not:
 
 - pyperf warns when a benchmark looks unstable and when single values are too short for the clock
   (under 1 ms); here a wide CI or a timed block under ``MIN_BLOCK_SECONDS`` flags the pair
-  ``unstable`` with the reason. pyperf's separate worker processes (between-process variance: memory
-  layout, frequency state) are what ``scripts/speed-stability.sh`` does: three separate runs.
+  ``unstable`` with the reason. pyperf spreads a benchmark over separate worker processes, because some
+  noise (memory layout, frequency state, the host's slow drifts) is fixed within a process and only
+  shows between processes: :func:`measure_pair_in_workers` runs the pair in several fresh processes
+  and pools them, with a bootstrap over workers, so its CI covers that noise too.
 - pytest-benchmark counts outliers beyond 1.5 IQR of the quartiles; ``outliers`` counts per-round
   ratios outside Tukey's fences. They are kept (the median is robust to them), only counted.
 - Neither measures contention. Every pair records the 1-minute load average at its start and end
@@ -25,12 +27,15 @@ What is taken from pyperf and pytest-benchmark, and what is not:
 
 from __future__ import annotations
 
+import dataclasses
+import multiprocessing
 import os
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -68,6 +73,8 @@ class PairedRatio:
     elapsed_s: float = float("nan")
     capped: bool = False         # stopped re-measuring at the time cap with the CI still wide
     unstable_reason: str = ""
+    workers: int = 1             # separate processes the rounds come from (measure_pair_in_workers)
+    round_ratios: tuple[float, ...] = field(default=(), repr=False)  # per round, in order (not a CSV column)
 
     def as_row(self, prefix: str = "", pair_id: str | None = None) -> dict[str, object]:
         row: dict[str, object] = {
@@ -75,6 +82,7 @@ class PairedRatio:
             f"{prefix}ratio_ci_high": self.ci_high, f"{prefix}rounds": self.rounds,
             f"{prefix}unstable": self.unstable, f"{prefix}unstable_reason": self.unstable_reason,
             f"{prefix}outliers": self.outliers, f"{prefix}pair_seconds": self.elapsed_s,
+            f"{prefix}workers": self.workers,
             "load_start": self.load_start, "load_end": self.load_end, "other_cpu": self.other_cpu, "busy": self.busy}
         if pair_id is not None:
             row[f"{prefix}pair_id"] = pair_id
@@ -237,4 +245,69 @@ def measure_pair(model_a: nn.Module, model_b: nn.Module, config: ThroughputConfi
                        images_per_sec_a=statistics.median(rates_a), images_per_sec_b=statistics.median(rates_b),
                        unstable=bool(reasons), load_start=stats["load_start"], load_end=stats["load_end"],
                        busy=is_busy(stats), other_cpu=stats["other_cpu"], outliers=tukey_outliers(ratios),
-                       elapsed_s=stats["elapsed_s"], capped=capped, unstable_reason="; ".join(reasons))
+                       elapsed_s=stats["elapsed_s"], capped=capped, unstable_reason="; ".join(reasons),
+                       round_ratios=tuple(ratios))
+
+
+def bootstrap_pooled_median_ci(groups: Sequence[Sequence[float]], *, resamples: int = 2000,
+                               seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap 95 % CI of the pooled median of ``groups`` (one group per worker process):
+    resample the groups, then the values within each, so the interval covers between-group noise.
+    NaNs for fewer than two groups."""
+    if len(groups) < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    arrays = [np.asarray(group, dtype=float) for group in groups]
+    medians = np.empty(resamples)
+    for index in range(resamples):
+        chosen = rng.integers(len(arrays), size=len(arrays))
+        medians[index] = np.median(np.concatenate([rng.choice(arrays[c], size=arrays[c].size) for c in chosen]))
+    low, high = np.percentile(medians, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def _pair_in_this_process(build_a: Callable[[], nn.Module], build_b: Callable[[], nn.Module],
+                          config: ThroughputConfig, rounds: int, names: tuple[str, str]) -> PairedRatio:
+    if config.threads is None:
+        config = dataclasses.replace(config, threads=torch.get_num_threads())
+    return measure_pair(build_a(), build_b(), config, rounds=rounds, max_rounds=rounds, names=names)
+
+
+def measure_pair_in_workers(build_a: Callable[[], nn.Module], build_b: Callable[[], nn.Module],
+                            config: ThroughputConfig, *, workers: int = 5, rounds: int = 8,
+                            tolerance: float = 0.05, names: tuple[str, str] = ("A", "B")) -> PairedRatio:
+    """:func:`measure_pair` in ``workers`` fresh processes, one after the other (pyperf's worker processes).
+
+    ``build_a`` / ``build_b`` build the two models in each worker; they must be picklable (module-level
+    functions or ``functools.partial`` of them). Each worker times ``rounds`` interleaved rounds. The
+    ratio is the median of all workers' per-round ratios; its 95 % CI comes from
+    :func:`bootstrap_pooled_median_ci` over workers. Wider than ``tolerance``: ``unstable``. Load and
+    contention span the whole run; ``busy`` if any worker was busy. The threads are the parent's
+    unless ``config.threads`` says otherwise.
+    """
+    if workers < 2:
+        raise ValueError(f"measure_pair_in_workers needs workers >= 2, got {workers} (use measure_pair for one)")
+    if config.threads is None:
+        config = dataclasses.replace(config, threads=torch.get_num_threads())
+    results: list[PairedRatio] = []
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no state shared with this one
+    load_start, started = _load(), time.perf_counter()
+    for _ in range(workers):
+        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            results.append(pool.submit(_pair_in_this_process, build_a, build_b, config, rounds, names).result())
+    groups = [result.round_ratios for result in results]
+    ratios = [value for group in groups for value in group]
+    ratio = statistics.median(ratios)
+    low, high = bootstrap_pooled_median_ci(groups)
+    reasons = [r.unstable_reason for r in results if r.unstable_reason and "CI wider" not in r.unstable_reason]
+    if not (high - low) / 2 <= tolerance * ratio:
+        reasons.insert(0, f"CI wider than +-{100 * tolerance:.0f} % over {workers} workers")
+    return PairedRatio(
+        ratio=ratio, ci_low=low, ci_high=high, rounds=len(ratios),
+        images_per_sec_a=statistics.median(r.images_per_sec_a for r in results),
+        images_per_sec_b=statistics.median(r.images_per_sec_b for r in results),
+        unstable=bool(reasons), load_start=load_start, load_end=_load(),
+        # each worker measured the others' CPU share while it timed; this process only waited
+        busy=any(r.busy for r in results), other_cpu=float(np.mean([r.other_cpu for r in results])),
+        outliers=tukey_outliers(ratios), elapsed_s=time.perf_counter() - started,
+        unstable_reason="; ".join(dict.fromkeys(reasons)), workers=workers, round_ratios=tuple(ratios))

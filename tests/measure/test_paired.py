@@ -140,3 +140,33 @@ def test_outliers_and_formatting():
     assert format_ratio(1.234, 1.21, 1.25) == "1.23 [1.21, 1.25]"
     assert format_ratio(1.234, 1.0, 1.5, unstable=True) == "1.23 [1.00, 1.50] unstable"
     assert format_ratio(float("nan"), 1.0, 1.5) == "n/a" and format_ratio(1.0, math.nan, math.nan) == "1.00 [no CI]"
+
+
+def test_pooled_bootstrap_over_workers_covers_between_process_offsets():
+    """Five 'processes' whose ratios sit at a fixed offset each (per-process noise), tight within: the
+    flat bootstrap's CI is too narrow to cover the true ratio 1.0 spread; the pooled one spans the offsets."""
+    rng = np.random.default_rng(1)
+    offsets = [0.94, 0.97, 1.0, 1.03, 1.06]
+    groups = [list(offset + rng.normal(0, 0.002, 8)) for offset in offsets]
+    flat_low, flat_high = paired.bootstrap_median_ci([v for g in groups for v in g])
+    low, high = paired.bootstrap_pooled_median_ci(groups)
+    assert low <= 1.0 <= high
+    assert (high - low) > 2 * (flat_high - flat_low)
+    assert math.isnan(paired.bootstrap_pooled_median_ci([[1.0, 1.1]])[0])  # one group: no CI
+
+
+def test_pairs_in_worker_processes_pool_every_round_and_leave_this_process_alone():
+    import functools
+
+    import torch
+
+    threads = torch.get_num_threads()
+    config = ThroughputConfig(batch_size=2, input_size=(3, 8, 8), warmup=1, iters=2, device="cpu")
+    build_a = functools.partial(nn.Conv2d, 3, 4, 3)  # picklable builders, run in each fresh process
+    build_b = functools.partial(nn.Conv2d, 3, 8, 3)
+    pair = paired.measure_pair_in_workers(build_a, build_b, config, workers=2, rounds=3, names=("small", "wide"))
+    assert pair.workers == 2 and pair.rounds == len(pair.round_ratios) == 6
+    assert pair.ci_low <= pair.ratio <= pair.ci_high and pair.as_row()["workers"] == 2
+    assert 0.0 <= pair.other_cpu <= 1.0 and torch.get_num_threads() == threads
+    with pytest.raises(ValueError, match="workers >= 2"):
+        paired.measure_pair_in_workers(build_a, build_b, config, workers=1)
