@@ -11,6 +11,10 @@ record it as a row with ``status="oom"`` and the batch that was asked for. Out o
 CUDA's ``OutOfMemoryError``, the CPU allocator's "can't allocate memory", Python's ``MemoryError``, or an
 input batch larger than the memory the device has free (checked before allocating it, so that the
 kernel's OOM killer never ends the process without a row).
+
+Before timing, glibc malloc's thresholds are fixed (``pin_allocator``, see
+:mod:`replication.measure.allocator`): left to adjust themselves, they made one model's CPU speed
+drift by half within a process. Rows record the state in ``cpu_allocator``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from typing import cast
 
 import torch
 from torch import nn
+
+from .allocator import cpu_allocator, pin_cpu_allocator
 
 PAPER_BATCH_SIZE = 128
 PAPER_WARMUP = 50
@@ -57,6 +63,7 @@ class ThroughputConfig:
     compile: bool = False
     compile_backend: str = "inductor"  # torch.compile backend; "eager" checks the code path without codegen
     threads: int | None = None      # CPU threads; None keeps torch's setting
+    pin_allocator: bool = True      # fix glibc malloc's thresholds before timing (measure/allocator.py)
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
@@ -93,7 +100,10 @@ def device_name(device: str) -> str:
 
 
 def environment(config: ThroughputConfig) -> dict[str, object]:
-    """The context columns of a result row."""
+    """The context columns of a result row. With ``config.pin_allocator`` this pins the CPU allocator
+    first, as every measurement under ``config`` does, so a row built before its measurement is right."""
+    if config.pin_allocator:
+        pin_cpu_allocator()
     cuda = config.device.startswith("cuda")
     return {
         "device": config.device, "device_name": device_name(config.device),
@@ -103,6 +113,7 @@ def environment(config: ThroughputConfig) -> dict[str, object]:
         "compile_backend": config.compile_backend if config.compile else "", "batch_size": config.batch_size,
         "input_size": "x".join(map(str, config.input_size)), "threads": torch.get_num_threads(),
         "warmup": config.warmup, "iters": config.iters, "repeats": config.repeats,
+        "cpu_allocator": cpu_allocator(),
     }
 
 
@@ -158,6 +169,8 @@ def prepare(model: nn.Module, config: ThroughputConfig, name: str = "model") -> 
     """
     if config.threads is not None:
         torch.set_num_threads(config.threads)
+    if config.pin_allocator:
+        pin_cpu_allocator()  # before the copy and the batch are allocated
     if config.device.startswith("cuda"):
         torch.backends.cudnn.benchmark = True
     needed = config.batch_size * math.prod(config.input_size) * torch.finfo(torch.float32).bits // 8

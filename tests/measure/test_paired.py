@@ -170,3 +170,23 @@ def test_pairs_in_worker_processes_pool_every_round_and_leave_this_process_alone
     assert 0.0 <= pair.other_cpu <= 1.0 and torch.get_num_threads() == threads
     with pytest.raises(ValueError, match="workers >= 2"):
         paired.measure_pair_in_workers(build_a, build_b, config, workers=1)
+
+
+def test_timing_pins_glibc_mallocs_thresholds_and_rows_say_so(monkeypatch):
+    import platform
+
+    from replication.measure import allocator
+    from replication.measure.throughput import environment
+
+    for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(allocator, "_pinned", False)
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc only")
+    assert allocator.cpu_allocator() == "glibc dynamic"
+    assert environment(ThroughputConfig(device="cpu", pin_allocator=False))["cpu_allocator"] == "glibc dynamic"
+    measure_pair(nn.Identity(), nn.Identity(), CONFIG, rounds=2, max_rounds=2)
+    assert allocator.cpu_allocator() == "glibc pinned" and allocator.pin_cpu_allocator()
+    assert environment(CONFIG)["cpu_allocator"] == "glibc pinned"
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "1048576")
+    assert allocator.cpu_allocator() == "glibc (environment)"
