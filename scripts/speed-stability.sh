@@ -2,17 +2,24 @@
 # Three separate runs of the paired-ratio benchmark (RMNet 26x3_32 deploy over ResNet 34, CIFAR input,
 # batch 16, CPU), each pooled over 5 fresh worker processes (pyperf's point: some noise only shows between
 # processes), and the three ratios side by side. The goal: they agree within +-3 % on a quiet machine.
-#   bash scripts/speed-stability.sh [output folder]      (default: results/benchmarks/speed_stability)
+#   bash scripts/speed-stability.sh [--one-process] [output folder]
+# (default folder: results/benchmarks/speed_stability; --one-process: each run is the benchmark timed in
+# pytest's own process instead, for comparison)
 # Writes run1.json..run3.json (pytest-benchmark) and speed_stability.csv into the folder. Run it on a
 # machine that nothing else is using; every run records its load average and a busy flag.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python="${PYTHON:-.venv/bin/python}"
+select=worker
+if [ "${1:-}" = "--one-process" ]; then
+  select="not worker"
+  shift
+fi
 out="${1:-results/benchmarks/speed_stability}"
 mkdir -p "$out"
 for run in 1 2 3; do
   echo "run $run of 3 ..." >&2
-  "$python" -m pytest tests/benchmarks/test_paired_ratio.py --benchmark-only -q -p no:cacheprovider -k worker \
+  "$python" -m pytest tests/benchmarks/test_paired_ratio.py --benchmark-only -q -p no:cacheprovider -k "$select" \
     --benchmark-json "$out/run$run.json" >&2
 done
 "$python" - "$out" <<'PY'
