@@ -11,7 +11,8 @@ from timm.layers import create_classifier, get_device_dtype
 from timm.models._features import feature_take_indices
 from torch import nn
 
-__all__ = ["ClassifierHeadMixin", "FeatureTapsMixin", "module_stride", "stride_taps"]
+__all__ = ["ClassifierHeadMixin", "FeatureTapsMixin", "FlatFeaturesMixin", "StemStagesMixin", "module_stride",
+           "stride_taps"]
 
 
 class ClassifierHeadMixin:
@@ -121,6 +122,49 @@ class FeatureTapsMixin:
         if prune_head or prune_end:
             self.reset_classifier(0, "")
         return take_indices
+
+
+
+class StemStagesMixin(FeatureTapsMixin):
+    """``stem`` then ``stages`` (a Sequential of stages): taps after the stem and after every stage."""
+
+    if TYPE_CHECKING:  # set by the model class
+        stem: nn.Module
+        stages: nn.Sequential
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
+        return dict(stem=r"^stem", blocks=r"^stages\.(\d+)" if coarse else r"^stages\.(\d+)\.(\d+)")
+
+    @torch.jit.ignore
+    def _segments(self) -> list[nn.Module]:
+        return [self.stem, *self.stages]
+
+    @torch.jit.ignore
+    def _prune_after(self, index: int) -> None:
+        self.stages = self.stages[:index]
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stages(self.stem(x))
+
+
+class FlatFeaturesMixin(FeatureTapsMixin):
+    """One flat ``features`` chain, tapped at the layers ``feature_info[i]["index"]`` (see :func:`stride_taps`)."""
+
+    if TYPE_CHECKING:  # set by the model class
+        features: nn.Sequential
+
+    @torch.jit.ignore
+    def _segments(self) -> list[nn.Module]:
+        ends = [info["index"] for info in self.feature_info]
+        return [self.features[start + 1:end + 1] for start, end in zip([-1] + ends[:-1], ends)]
+
+    @torch.jit.ignore
+    def _prune_after(self, index: int) -> None:
+        self.features = self.features[:self.feature_info[index]["index"] + 1]
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
 
 
 def module_stride(module: nn.Module) -> int:

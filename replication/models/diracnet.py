@@ -18,7 +18,7 @@ from .. import rm
 from ..data.specs import CIFAR10, IMAGENET
 from ..rm.readers.common import plain_layers
 from ..rm.readers.timm import timm_head
-from ._head import ClassifierHeadMixin, FeatureTapsMixin, stride_taps
+from ._head import ClassifierHeadMixin, FlatFeaturesMixin, stride_taps
 
 __all__ = ["DiracConv2d", "DiracNet"]
 
@@ -56,7 +56,7 @@ class DiracConv2d(nn.Module):
         return conv
 
 
-class DiracNet(FeatureTapsMixin, ClassifierHeadMixin, nn.Module):
+class DiracNet(FlatFeaturesMixin, ClassifierHeadMixin, nn.Module):
     """DiracNet: stem conv, then groups of DiracConv2d + BN + ReLU separated by 2x2 max-pools.
 
     Feature taps (in the flat ``features``): the stem's ReLU and the last ReLU of each group.
@@ -92,18 +92,6 @@ class DiracNet(FeatureTapsMixin, ClassifierHeadMixin, nn.Module):
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         return dict(stem=r"^features\.[0-2]\.", blocks=r"^features\.(\d+)")
-
-    @torch.jit.ignore
-    def _segments(self) -> list[nn.Module]:
-        ends = [info["index"] for info in self.feature_info]
-        return [self.features[start + 1:end + 1] for start, end in zip([-1] + ends[:-1], ends)]
-
-    @torch.jit.ignore
-    def _prune_after(self, index: int) -> None:
-        self.features = self.features[:self.feature_info[index]["index"] + 1]
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
 
 
 default_cfgs = generate_default_cfgs({

@@ -28,7 +28,7 @@ from torchvision.ops.misc import Conv2dNormActivation
 from .. import rm
 from ..data.specs import CIFAR10
 from ..rm.readers.common import plain_layers
-from ._head import FeatureTapsMixin, stride_taps
+from ._head import FlatFeaturesMixin, stride_taps
 
 __all__ = ["MobileNetV1", "MOBILENET_V1_PLAN", "mobilenet_v2_setting", "MobileNetV2", "MobileNetV2RM"]
 
@@ -48,7 +48,7 @@ def _init_like_torchvision(module: nn.Module) -> None:
             nn.init.zeros_(layer.bias)
 
 
-class MobileNetHeadMixin(FeatureTapsMixin):
+class MobileNetHeadMixin(FlatFeaturesMixin):
     """timm's model interface for the torchvision-style MobileNets: ``features`` (a flat chain, tapped at
     the last layer of each resolution), ``global_pool``, then ``classifier`` = Dropout + Linear (the
     torchvision layout, so state_dict keys stay ``classifier.1.*``)."""
@@ -87,18 +87,6 @@ class MobileNetHeadMixin(FeatureTapsMixin):
         fc = nn.Linear(self.head_hidden_size, num_classes, **dd) if num_classes > 0 else nn.Identity()
         self.classifier = nn.Sequential(nn.Dropout(self.drop_rate), fc).train(self.training)
         self.global_pool.train(self.training)
-
-    @torch.jit.ignore
-    def _segments(self) -> list[nn.Module]:
-        ends = [info["index"] for info in self.feature_info]
-        return [self.features[start + 1:end + 1] for start, end in zip([-1] + ends[:-1], ends)]
-
-    @torch.jit.ignore
-    def _prune_after(self, index: int) -> None:
-        self.features = self.features[:self.feature_info[index]["index"] + 1]
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.classifier[0](self.global_pool(x))

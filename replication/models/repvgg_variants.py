@@ -15,7 +15,6 @@ import dataclasses
 import functools
 from typing import Any, cast
 
-import torch
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models.byobnet import ByoBlockCfg, ByobNet, ByoModelCfg, RepVggBlock, get_layer_fns, model_cfgs
 from torch import nn
@@ -24,7 +23,7 @@ from .. import rm
 from ..data.specs import CIFAR10, IMAGENET
 from ..rm.readers.common import plain_layers
 from ..rm.readers.timm import repvgg_block_layers, timm_head
-from ._head import ClassifierHeadMixin, FeatureTapsMixin
+from ._head import ClassifierHeadMixin, StemStagesMixin
 from .resnet_variants import DEPTH_STUDY_LAYERS
 
 __all__ = ["CifarRepVgg", "RepVGGResNet"]
@@ -32,7 +31,7 @@ __all__ = ["CifarRepVgg", "RepVGGResNet"]
 STAGE_WIDTHS = (64, 128, 256, 512)
 
 
-class RepVGGResNet(FeatureTapsMixin, ClassifierHeadMixin, nn.Module):
+class RepVGGResNet(StemStagesMixin, ClassifierHeadMixin, nn.Module):
     """ResNet layout with two RepVGG blocks per ResNet BasicBlock (Appendix A.2).
 
     ``stem_type="imagenet"``: 7x7 stride-2 conv + BN + ReLU + 3x3 stride-2 max-pool (the ResNet stem);
@@ -70,21 +69,6 @@ class RepVGGResNet(FeatureTapsMixin, ClassifierHeadMixin, nn.Module):
         self.stages = nn.Sequential(*stages)
         self.num_features = in_chs
         self._init_head(num_classes, drop_rate, global_pool, **dd)
-
-    @torch.jit.ignore
-    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
-        return dict(stem=r"^stem", blocks=r"^stages\.(\d+)" if coarse else r"^stages\.(\d+)\.(\d+)")
-
-    @torch.jit.ignore
-    def _segments(self) -> list[nn.Module]:
-        return [self.stem, *self.stages]
-
-    @torch.jit.ignore
-    def _prune_after(self, index: int) -> None:
-        self.stages = self.stages[:index]
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.stages(self.stem(x))
 
 
 class CifarRepVgg(ByobNet):

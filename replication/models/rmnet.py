@@ -26,7 +26,7 @@ from .. import rm
 from ..data.specs import CIFAR10, IMAGENET
 from ..rm.readers.common import resnet_block_branch
 from ..rm.readers.timm import repvgg_block_layers, timm_head
-from ._head import ClassifierHeadMixin, FeatureTapsMixin
+from ._head import ClassifierHeadMixin, StemStagesMixin
 
 __all__ = ["RMBlock", "RMNet", "checkpoint_filter_fn", "deploy_repvgg_block"]
 
@@ -108,7 +108,7 @@ def deploy_repvgg_block(in_chs: int, out_chs: int, stride: int, device=None, dty
     return block
 
 
-class RMNet(FeatureTapsMixin, ClassifierHeadMixin, nn.Module):
+class RMNet(StemStagesMixin, ClassifierHeadMixin, nn.Module):
     """RMNet with stage depths ``depths``: training form, or with ``deploy=True`` the plain form that
     ``timm.utils.reparameterize_model`` gives (and that loads its state_dict, or with
     :func:`checkpoint_filter_fn` the one of ``replication.rm.convert``).
@@ -170,21 +170,6 @@ class RMNet(FeatureTapsMixin, ClassifierHeadMixin, nn.Module):
         for module in self.modules():
             if isinstance(module, RMBlock):
                 nn.init.zeros_(module.bn3.weight)
-
-    @torch.jit.ignore
-    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
-        return dict(stem=r"^stem", blocks=r"^stages\.(\d+)" if coarse else r"^stages\.(\d+)\.(\d+)")
-
-    @torch.jit.ignore
-    def _segments(self) -> list[nn.Module]:
-        return [self.stem, *self.stages]
-
-    @torch.jit.ignore
-    def _prune_after(self, index: int) -> None:
-        self.stages = self.stages[:index]
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.stages(self.stem(x))
 
 
 # name -> (stage depths, expand ratio, first-stage group width); D = 2 + 3 x sum(depths)
