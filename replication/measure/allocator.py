@@ -25,9 +25,14 @@ _M_TRIM_THRESHOLD = -1        # malloc.h
 _M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 32 * 2**20   # glibc's ceiling for the mmap threshold on 64-bit systems
 TRIM_THRESHOLD = 2**31 - 1    # mallopt takes an int: keep freed heap memory instead of returning it
-_ENVIRONMENT = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
-
 _pinned = False
+
+
+def _set_by_environment() -> bool:
+    """glibc's own variables fix the thresholds: MALLOC_*_THRESHOLD_, or their GLIBC_TUNABLES names."""
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    return ("MALLOC_MMAP_THRESHOLD_" in os.environ or "MALLOC_TRIM_THRESHOLD_" in os.environ
+            or "glibc.malloc.mmap_threshold" in tunables or "glibc.malloc.trim_threshold" in tunables)
 
 
 def pin_cpu_allocator() -> bool:
@@ -37,7 +42,7 @@ def pin_cpu_allocator() -> bool:
     (the heap, reused, instead of fresh mmaps).
     """
     global _pinned
-    if _pinned or any(name in os.environ for name in _ENVIRONMENT):
+    if _pinned or _set_by_environment():
         return True
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
@@ -51,7 +56,7 @@ def pin_cpu_allocator() -> bool:
 def cpu_allocator() -> str:
     """``glibc pinned`` (by :func:`pin_cpu_allocator`), ``glibc (environment)``, ``glibc dynamic`` or the
     libc's name: the results rows' ``cpu_allocator`` column."""
-    if any(name in os.environ for name in _ENVIRONMENT):
+    if _set_by_environment():
         return "glibc (environment)"
     libc = platform.libc_ver()[0] or platform.system()
     if libc != "glibc":
