@@ -8,8 +8,11 @@ from dataclasses import dataclass
 
 from scipy import stats as _scipy_stats
 
-# A run whose final test top-1 is within this many points of chance did not train.
-DID_NOT_TRAIN_MARGIN = 2.0
+# A run did not train when its final test top-1 is within DID_NOT_TRAIN_MARGIN points of chance, or its
+# final test loss is at or above ln(classes) - DID_NOT_TRAIN_LOSS_MARGIN (the loss of a uniform guess:
+# a network that learned nothing about the test set). Such a run is an outcome, never a number in a mean.
+DID_NOT_TRAIN_MARGIN = 3.0
+DID_NOT_TRAIN_LOSS_MARGIN = 0.05
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,17 @@ def chance_top1(num_classes: int) -> float:
     return 100.0 / num_classes
 
 
-def did_not_train(top1: float, num_classes: int) -> bool:
-    """True when a final test top-1 (%) is within ``DID_NOT_TRAIN_MARGIN`` points of chance."""
-    return top1 < chance_top1(num_classes) + DID_NOT_TRAIN_MARGIN
+def did_not_train(top1: float, num_classes: int, test_loss: float | None = None) -> bool:
+    """True when a run's final test top-1 (%) is within ``DID_NOT_TRAIN_MARGIN`` points of chance, or its
+    final test loss (nats) is at or above ``ln(num_classes) - DID_NOT_TRAIN_LOSS_MARGIN``."""
+    if top1 < chance_top1(num_classes) + DID_NOT_TRAIN_MARGIN:
+        return True
+    return test_loss is not None and not math.isnan(test_loss) and (
+        test_loss >= math.log(num_classes) - DID_NOT_TRAIN_LOSS_MARGIN)
+
+
+def fisher_exact_greater(failed_a: int, n_a: int, failed_b: int, n_b: int) -> float:
+    """One-sided Fisher exact p-value that runs of A fail more often than runs of B (``failed_a`` of
+    ``n_a`` against ``failed_b`` of ``n_b``)."""
+    table = [[failed_a, n_a - failed_a], [failed_b, n_b - failed_b]]
+    return float(_scipy_stats.fisher_exact(table, alternative="greater").pvalue)

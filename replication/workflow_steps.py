@@ -73,8 +73,10 @@ def _stem(path: str, suffix: str) -> str:
     return path[: -len(suffix)]
 
 
-def _threads(threads: int) -> None:
-    torch.set_num_threads(max(1, min(threads, os.cpu_count() or 1)))
+def _threads(threads: int, configured: int | None = None) -> None:
+    """Timing threads: the config's ``threads`` where it sets one (1 keeps a timing steady beside other
+    processes), else every core the rule was given."""
+    torch.set_num_threads(max(1, min(configured or threads, os.cpu_count() or 1)))
 
 
 def _throughput_config(speed: dict[str, Any]) -> ThroughputConfig:
@@ -85,7 +87,7 @@ def _throughput_config(speed: dict[str, Any]) -> ThroughputConfig:
 
 
 def throughput(output: str, throughput: dict[str, Any], profile: str, threads: int) -> None:
-    _threads(threads)
+    _threads(threads, throughput.get("threads"))
     base = _throughput_config(throughput)
     rows = throughput_experiment.timing_rows(tuple(throughput["tables"]), tuple(throughput["datasets"]))
     note = (f"profile {profile}: batch {throughput['batch_size']}, {throughput['warmup']} warm-up, "
@@ -116,7 +118,7 @@ def gather_seeds(per_seed: list[str], output: str) -> None:
 
 def pruning(run: dict[str, Any], checkpoint_dir: str, output: str, dataset: str, data: dict[str, Any],
             pruning: dict[str, Any], profile: str, threads: int, seed: int) -> None:
-    _threads(threads)
+    _threads(threads, pruning["speed"].get("threads"))
     pruning_experiment.run(run, checkpoint_dir, thresholds=pruning["thresholds"], dataset=dataset, data=data,
                            speed=pruning["speed"], profile=profile, output=output, seed=seed)
 
@@ -149,7 +151,7 @@ def depth_figure(summaries: list[str], csv: str, png: str) -> None:
 
 
 def ablation(output: str, ablation: dict[str, Any], profile: str, threads: int) -> None:
-    _threads(threads)
+    _threads(threads, ablation["speed"].get("threads"))
     ablation_experiment.run(ablation["base"], ablation["sweeps"], ablation["speed"],
                             input_size=ablation["input_size"], profile=profile, output=output)
 
@@ -177,7 +179,7 @@ def exactness(output: str, profile: str) -> None:
 
 
 def speed_pairs(output: str, throughput: dict[str, Any], profile: str, threads: int) -> None:
-    _threads(threads)
+    _threads(threads, throughput.get("threads"))
     # Pairs count rounds, not repeats: repeats=1 keeps the recorded context truthful.
     pairs_experiment.run(load_claims(), replace(_throughput_config(throughput), repeats=1),
                          rounds=throughput.get("rounds", 8), max_rounds=throughput.get("max_rounds", 32),

@@ -19,6 +19,20 @@ from ..measure.paired import measure_pair
 from ..measure.throughput import ThroughputConfig, environment
 
 FACTORS = ("batch_size", "width", "expand_ratio", "group_width")
+SCALING = "batch_scaling"  # rows of Fig. 7's "speed grows linearly with batch size" (RM form only)
+
+
+class _FirstSamples(torch.nn.Module):
+    """``model`` on the first ``n`` samples of its batch: timed beside ``model`` on the whole batch of
+    ``b``, the paired ratio images/s(whole) / images/s(first n) as measured (both counted as ``b`` images)
+    is time(n) / time(b), the scaling efficiency: 1 when the speed grows linearly from batch n to b."""
+
+    def __init__(self, model: torch.nn.Module, n: int) -> None:
+        super().__init__()
+        self.model, self.n = model, n
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x[: self.n])
 
 
 def _model(base: dict[str, Any], factor: str, value: int) -> torch.nn.Module:
@@ -52,6 +66,31 @@ def run(base: dict[str, Any], sweeps: dict[str, list[int]], speed: dict[str, Any
                          "outliers": pair.outliers, "pair_id": f"ablation:{factor}={value}",
                          "load_start": pair.load_start, "load_end": pair.load_end, "other_cpu": pair.other_cpu,
                          "busy": pair.busy, **environment(run_config)})
+    rows += _batch_scaling(base, sweeps.get("batch_size", []), speed, config, profile)
     frame = pd.DataFrame(rows)
     write_csv_atomic(frame, output)
     return frame
+
+
+def _batch_scaling(base: dict[str, Any], batches: list[int], speed: dict[str, Any], config: ThroughputConfig,
+                   profile: str) -> list[dict[str, Any]]:
+    """Scaling efficiency of the RM form from the smallest batch of the sweep to each larger one,
+    as paired ratios (``speedup`` = time(smallest) / time(b) per batch; 1 = linear growth)."""
+    if len(batches) < 2:
+        return []
+    smallest = min(batches)
+    deploy = rm.convert(_model(base, "batch_size", smallest))
+    rows = []
+    for value in sorted(b for b in batches if b > smallest):
+        run_config = replace(config, batch_size=value)
+        pair = measure_pair(deploy, _FirstSamples(deploy, smallest), run_config, rounds=speed.get("rounds", 8),
+                            max_rounds=speed.get("max_rounds", 32), time_cap_s=speed.get("pair_time_cap_s", 300.0),
+                            names=(f"{base['model']} deploy, batch {value}", f"{base['model']} deploy, batch {smallest}"))
+        rows.append({"profile": profile, "model": base["model"], "factor": SCALING, "value": value,
+                     "reference_batch": smallest, "ips_resnet_form": float("nan"), "ips_rmnet": float("nan"),
+                     "speedup": pair.ratio, "speedup_ci_low": pair.ci_low, "speedup_ci_high": pair.ci_high,
+                     "rounds": pair.rounds, "unstable": pair.unstable, "unstable_reason": pair.unstable_reason,
+                     "outliers": pair.outliers, "pair_id": f"ablation:{SCALING}={smallest}->{value}",
+                     "load_start": pair.load_start, "load_end": pair.load_end, "other_cpu": pair.other_cpu,
+                     "busy": pair.busy, **environment(run_config)})
+    return rows

@@ -20,10 +20,12 @@ import timm
 import torch
 import torchvision
 from torch import nn
+from torchvision.models.mobilenetv2 import InvertedResidual
 from torchvision.models.resnet import BasicBlock
 
 from .. import rm
 from ..atomic_io import write_csv_atomic
+from ..models.rmnet import RMBlock
 from ..paper import table4_text
 from ..testing import randomize_batchnorm_
 
@@ -89,6 +91,39 @@ def _mobilenet_rows() -> list[dict]:
     return rows
 
 
+def _conv_weights(module: nn.Module) -> int:
+    return sum(m.weight.numel() for m in module.modules() if isinstance(m, nn.Conv2d))
+
+
+def _analytic_rows() -> list[dict]:
+    """Section 4.2's cost claims, by counting conv weights before and after RM (exact integers)."""
+    rows = []
+    for channels in (16, 64):
+        block = BasicBlock(channels, channels).eval()
+        before, after = _conv_weights(block), _conv_weights(rm.convert_block(block))
+        rows.append(_row("analytic_resblock_doubles", f"BasicBlock C={channels}: conv weights after RM / before",
+                         after / before, 2.0, after == 2 * before, dtype="", input_size=""))
+    for channels, expand in ((16, 6), (24, 4)):
+        block = InvertedResidual(channels, channels, 1, expand).eval()
+        before, after = _conv_weights(block), _conv_weights(rm.convert_block(block))
+        added = after - before
+        rows.append(_row("analytic_irb_one_over_t", f"InvertedResidual C={channels}, T={expand}: "
+                         "added conv weights / original", added / before, 1 / expand, added * expand == before,
+                         dtype="", input_size=""))
+    for channels, group_width in ((32, 8), (64, 16)):
+        block = RMBlock(channels, channels, 1, expand_ratio=2, group_width=group_width).eval()
+        plain = rm.convert_block(block)
+        grouped_before = block.conv2
+        grouped_after = next(m for m in plain if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3))
+        per_channel = (grouped_after.weight.numel() - grouped_before.weight.numel()) // channels
+        normal = grouped_after.in_channels * 9  # a groups=1 conv reserves one channel with C x K x K weights
+        rows.append(_row("analytic_group_one_over_g", f"RMBlock C={channels}, group width {group_width} "
+                         f"(G={grouped_after.groups}): reserve cost per channel, grouped / normal conv",
+                         per_channel / normal, 1 / grouped_after.groups,
+                         per_channel * grouped_after.groups == normal, dtype="", input_size=""))
+    return rows
+
+
 _CONV = re.compile(r"Conv2d\((\d+), (\d+), kernel.size=\((\d+), \d+\), stride=\((\d+), \d+\)"
                    r"(?:, padding=\(\d+, \d+\))?(?:, groups=(\d+))?")
 
@@ -109,7 +144,7 @@ def run(output: str | os.PathLike, profile: str) -> pd.DataFrame:
     for downsample, claim in (("dirac", "exact_resnet_type2"), ("prelu", "exact_resnet_type1")):
         for name in ("torchvision:resnet18", "resnet50"):
             rows += _equivalence_rows(claim, name, 32, 4.0, downsample=downsample)
-    rows += _formula_rows() + _mobilenet_rows() + _table4_rows()
+    rows += _formula_rows() + _analytic_rows() + _mobilenet_rows() + _table4_rows()
     frame = pd.DataFrame(rows)
     frame.insert(0, "profile", profile)
     frame["device"] = "cpu"

@@ -31,7 +31,9 @@ def build_side(side: dict[str, Any], input_size: int) -> torch.nn.Module:
 def run(claims: list[Claim], base: ThroughputConfig, *, rounds: int, max_rounds: int, profile: str,
         output: str | os.PathLike, time_cap_s: float | None = 300.0) -> pd.DataFrame:
     rows = []
-    pairs = [claim for claim in claims if claim.kind == "speed_ratio"]
+    # A claim about a GPU (``requires: cuda``) is timed only on one: scripts/gpu-check.sh measures it.
+    pairs = [claim for claim in claims if claim.kind == "speed_ratio"
+             and (claim.requires != "cuda" or base.device.startswith("cuda"))]
     for claim in tqdm(pairs, desc="speed pairs", unit="pair", disable=None):
         a, b, size = claim.measure["a"], claim.measure["b"], int(claim.measure["input_size"])
         config = replace(base, input_size=(3, size, size))

@@ -65,9 +65,11 @@ def summarize(metrics_files: list[str], runs: dict[str, dict[str, Any]], output:
     """One row per run: the last epoch's top-1 / top-5 as mean, std and 95 % CI over seeds, with params
     and MACs (training form). ``seeds_output`` gets the per-seed rows.
 
-    Metrics files live at ``.../<dataset>/<run>/seed<k>/metrics.csv``. A seed whose final top-1 is
-    within 2 points of chance is flagged ``did_not_train``; the run row counts and names such seeds,
-    and its statistics still include them (dropping them would flatter the architecture).
+    Metrics files live at ``.../<dataset>/<run>/seed<k>/metrics.csv``. A seed that did not train
+    (:func:`replication.stats.did_not_train`: final top-1 near chance or final test loss near ln(classes))
+    is flagged ``did_not_train``: it is an outcome, counted and named in the run row
+    (``did_not_train_seeds``, ``failed_seeds``), never a number in its mean or CI, which cover the
+    trained seeds alone (``n_seeds``).
     """
     per_seed = []
     for metrics_file in metrics_files:
@@ -76,7 +78,8 @@ def summarize(metrics_files: list[str], runs: dict[str, dict[str, Any]], output:
         run_name, dataset = seed_dir.parent.name, seed_dir.parent.parent.name
         last = pd.read_csv(path).iloc[-1].to_dict()
         per_seed.append({"run": run_name, "dataset_key": dataset, **last,
-                         "did_not_train": did_not_train(float(last["top1"]), int(last["num_classes"]))})
+                         "did_not_train": did_not_train(float(last["top1"]), int(last["num_classes"]),
+                                                        float(last["test_loss"]) if "test_loss" in last else None)})
     seeds = pd.DataFrame(per_seed)
     rows = []
     for run_name, group in seeds.groupby("run", sort=False):
@@ -84,9 +87,11 @@ def summarize(metrics_files: list[str], runs: dict[str, dict[str, Any]], output:
         in_chans, size = int(first["in_chans"]), int(first["image_size"])
         model = zoo.create(spec["model"], num_classes=int(first["num_classes"]), in_chans=in_chans,
                            **spec.get("model_kwargs", {}))
-        top1, top5 = summarize_seeds(group["top1"]), summarize_seeds(group["top5"])
         failed = group[group["did_not_train"]]
-        context = {k: first[k] for k in ("model", "dataset", "preset", "profile", "device", "global_batch", "epochs",
+        trained = group[~group["did_not_train"]]
+        top1, top5 = summarize_seeds(trained["top1"]), summarize_seeds(trained["top5"])
+        context = {k: first[k] for k in ("model", "dataset", "preset", "profile", "device", "device_name", "threads",
+                                         "global_batch", "epochs",
                                          "train_samples", "test_samples", "image_size", "num_classes", "in_chans",
                                          "torch_version") if k in group}
         rows.append({"run": run_name, "dataset_key": first["dataset_key"], "label": spec.get("label", run_name),
@@ -96,6 +101,7 @@ def summarize(metrics_files: list[str], runs: dict[str, dict[str, Any]], output:
                      "seeds": " ".join(str(int(s)) for s in group["seed"]),
                      "top1_per_seed": " ".join(f"{v:.2f}" for v in group["top1"]),
                      "did_not_train_seeds": len(failed),
+                     "failed_seeds": " ".join(str(int(s)) for s in failed["seed"]),
                      "did_not_train": bool(len(failed) == len(group)),
                      "chance_top1": chance_top1(int(first["num_classes"]))})
     frame = pd.DataFrame(rows)

@@ -139,12 +139,20 @@ def repvgg_depth133_cifar(pretrained: bool = False, **kwargs: Any) -> RepVGGResN
 
 
 @register_model
-def repvgg_a2_cifar(pretrained: bool = False, **kwargs: Any) -> ByobNet:
-    """timm's RepVGG-A2 with a stride-1 stem and first stage, for 32x32 inputs (Table 1, CIFAR)."""
+def repvgg_a2_cifar(pretrained: bool = False, widths: tuple[int, ...] | None = None, **kwargs: Any) -> ByobNet:
+    """timm's RepVGG-A2 with a stride-1 stem and first stage, for 32x32 inputs (Table 1, CIFAR).
+
+    ``widths``: the four stage widths (paper: 96-192-384-1408); the stem is as wide as the first stage
+    when that is under the paper's 64 (narrow profiles)."""
     base = model_cfgs["repvgg_a2"]
-    first_stage = cast(ByoBlockCfg, base.blocks[0])  # RepVGG-A2's stages are single ByoBlockCfgs
-    blocks = (dataclasses.replace(first_stage, s=1),) + tuple(base.blocks[1:])
-    cfg = dataclasses.replace(base, blocks=blocks)
+    stages = [cast(ByoBlockCfg, stage) for stage in base.blocks]  # RepVGG-A2's stages are single ByoBlockCfgs
+    if widths is not None:
+        if len(widths) != len(stages):
+            raise ValueError(f"repvgg_a2_cifar: widths needs {len(stages)} stage widths, got {tuple(widths)}")
+        stages = [dataclasses.replace(stage, c=float(width)) for stage, width in zip(stages, widths)]
+    blocks = (dataclasses.replace(stages[0], s=1), *stages[1:])
+    stem_chs = min(base.stem_chs, int(widths[0])) if widths is not None else base.stem_chs
+    cfg = dataclasses.replace(base, blocks=blocks, stem_chs=stem_chs)
     return build_model_with_cfg(CifarRepVgg, "repvgg_a2_cifar", pretrained, model_cfg=cfg,
                                 feature_cfg=dict(flatten_sequential=True), **kwargs)
 

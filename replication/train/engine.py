@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from .. import zoo
 from ..atomic_io import append_rows_atomic, write_csv_atomic
 from ..data import DataConfig, build_datasets
+from ..measure.throughput import device_name
 from ..prune import add_shortcut_batchnorms_
 from .checkpoint import (
     CheckpointError,
@@ -311,7 +312,8 @@ def setup_training(config: TrainConfig, model: nn.Module | None = None) -> Train
                              num_workers=config.workers, pin_memory=cuda)
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     context = {"model": config.model, "dataset": config.data.name, "preset": config.preset,
-               "profile": config.profile, "device": device, "world_size": world, "global_batch": recipe.batch_size,
+               "profile": config.profile, "device": device, "device_name": device_name(device),
+               "threads": torch.get_num_threads(), "world_size": world, "global_batch": recipe.batch_size,
                "epochs": recipe.epochs, "seed": config.seed, "sparsity": config.sparsity,
                "train_samples": len(cast(Sized, train_set)), "test_samples": len(cast(Sized, test_set)),
                "image_size": info.image_size,
