@@ -37,7 +37,7 @@ def test_did_not_train_near_chance_top1_or_near_uniform_loss():
 
 def test_fisher_exact_counts_failures():
     from replication.stats import fisher_exact_greater
-    assert fisher_exact_greater(3, 3, 0, 3) == 0.05  # 1 / C(6, 3): the smallest p with 3 seeds a side
+    assert fisher_exact_greater(3, 3, 0, 3) == pytest.approx(0.05)  # 1 / C(6, 3): the smallest p with 3 seeds a side
     assert fisher_exact_greater(0, 3, 0, 3) == 1.0
 
 
