@@ -4,8 +4,12 @@ Each verdict kind reads the CSV its claim names and applies the claim's rule:
 
 - ``exact``: checked to a float tolerance (exactness, equal accuracy);
 - ``reproduced`` / ``not reproduced``: the 95 % CI of the effect lies on the claim's side / the other;
-- ``inconclusive``: the CI straddles the decision point, too few seeds, or an unstable timing;
-- ``not run in this profile``: the profile did not produce the evidence (a dataset, ImageNet, a GPU).
+- ``inconclusive``: the CI straddles the decision point, too few trained seeds, no point above chance,
+  or an unstable timing; the note says which;
+- ``not run in this profile``: the profile did not produce the evidence (a dataset, ImageNet, a GPU);
+  the note says what would.
+
+The shared rules (trained seeds only, the failure test, the CI decisions) are in :mod:`.rules`.
 
 The scope (dataset, resolution, width, epochs, device, seeds) is measured from the CSVs and reported
 beside the verdict, never folded into it: "reproduced" on Fashion-MNIST at 1/8 width is a real result
@@ -16,101 +20,39 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats as scipy_stats
 
-from ..stats import SeedSummary, difference_ci, summarize_seeds
+from ..stats import DID_NOT_TRAIN_MARGIN, SeedSummary, difference_ci, summarize_seeds
+from . import rules
+from .evidence import NAN, SMOKE, Evidence, Verdict, datasets_for, not_run, training_seeds
 from .ledger import Claim
+from .rules import (
+    EXACT,
+    INCONCLUSIVE,
+    MIN_SEEDS,
+    NOT_REPRODUCED,
+    NOT_RUN,
+    REPRODUCED,
+    VERDICTS,
+    decide,
+    failed_mask,
+    failure_test,
+    how_to_run,
+    join,
+    name_seeds,
+)
+from .speed import ablation_level, ablation_scaling, ablation_trend, speed_ratio
 
-EXACT, REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_RUN = (
-    "exact", "reproduced", "not reproduced", "inconclusive", "not run in this profile")
-VERDICTS = (EXACT, REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_RUN)
-SMOKE = "smoke: not evidence"
-NAN = float("nan")
+__all__ = ["KINDS", "VERDICTS", "Evidence", "Verdict", "decide", "judge", "matched_difference"]
 
-
-@dataclass
-class Verdict:
-    verdict: str
-    effect: float = NAN
-    ci_low: float = NAN
-    ci_high: float = NAN
-    n_seeds: float = NAN
-    dataset: str = ""
-    scope: str = ""
-    evidence: str = ""
-    note: str = ""
-
-
-def decide(ci_low: float, ci_high: float, threshold: float = 0.0, *, n: int | None = None,
-           higher_is_claim: bool = True) -> str:
-    """Reproduced when the CI lies beyond ``threshold`` on the claim's side, not reproduced when it
-    lies beyond it on the other side, inconclusive otherwise (or with fewer than 2 seeds)."""
-    if (n is not None and n < 2) or math.isnan(ci_low) or math.isnan(ci_high):
-        return INCONCLUSIVE
-    above, below = ci_low > threshold, ci_high < threshold
-    if not higher_is_claim:
-        above, below = below, above
-    return REPRODUCED if above else NOT_REPRODUCED if below else INCONCLUSIVE
-
-
-class Evidence:
-    """One profile's results: its CSVs (``results/<profile>/``) and the workflow config that made them."""
-
-    def __init__(self, results_dir: str | Path, config: dict[str, Any]) -> None:
-        self.root = Path(results_dir)
-        self.config = config
-        self.datasets: list[str] = list(config.get("datasets", []))
-        self.imagenet = bool(config.get("imagenet", False))
-
-    def path(self, relative: str) -> Path:
-        return self.root / relative
-
-    def csv(self, relative: str) -> pd.DataFrame | None:
-        path = self.path(relative)
-        return pd.read_csv(path) if path.exists() else None
-
-    def width(self, run: str) -> str:
-        kwargs = self.config.get("runs", {}).get(run, {}).get("model_kwargs", {}) or {}
-        widths = kwargs.get("channels") or kwargs.get("widths")
-        return f"stage widths {'-'.join(map(str, widths))}" if widths else "paper width"
-
-    def training_scope(self, rows: pd.DataFrame, runs: list[str]) -> str:
-        first = rows.iloc[0]
-        widths = sorted({self.width(run) for run in runs})
-        return (f"{first['dataset']} {int(first['image_size'])}px, {int(first['train_samples'])} train / "
-                f"{int(first['test_samples'])} test images, {'; '.join(widths)}, {int(first['epochs'])} epochs, "
-                f"{first['device']}")
-
-
-def _not_run(why: str) -> Verdict:
-    return Verdict(NOT_RUN, note=why)
-
-
-def _failed_note(seeds: pd.DataFrame, labels: dict[str, str]) -> str:
-    if "did_not_train" not in seeds:
-        return ""
-    failed = seeds[seeds["did_not_train"].astype(bool)]
-    if failed.empty:
-        return ""
-    names = ", ".join(f"{labels.get(r.run, r.run)} seed {int(r.seed)}" for r in failed.itertuples())
-    return f"rests on runs that did not train (top-1 within 2 points of chance): {names}"
-
-
-def _join(*notes: str) -> str:
-    return "; ".join(n for n in notes if n)
-
-
-# --- kinds -------------------------------------------------------------------------------------
 
 def _exactness(claim: Claim, evidence: Evidence) -> list[Verdict]:
     frame = evidence.csv("exactness/exactness.csv")
     if frame is None or (rows := frame[frame["claim_id"] == claim.id]).empty:
-        return [_not_run("no exactness checks in this profile")]
+        return [not_run("no exactness checks in this profile: rule exactness writes them")]
     passed = bool(rows["passed"].all())
     failed = rows[~rows["passed"].astype(bool)]["check"].tolist()
     errors = rows[(rows["bound"] > 0) & (rows["bound"] < 1)]
@@ -119,117 +61,181 @@ def _exactness(claim: Claim, evidence: Evidence) -> list[Verdict]:
     return [Verdict(EXACT if passed else NOT_REPRODUCED, effect=effect,
                     scope=f"random BN statistics, {', '.join(dtypes) or 'integer counts'}, {rows['device'].iloc[0]}",
                     evidence="exactness/exactness.csv",
-                    note=_join(f"{len(rows)} checks" + (", worst relative error shown" if len(errors) else
-                                                         ", largest deviation from the expected count shown"),
-                               f"failed: {'; '.join(failed)}" if failed else ""))]
+                    note=join(f"{len(rows)} checks" + (", worst relative error shown" if len(errors) else
+                                                        ", largest deviation from the expected count shown"),
+                              f"failed: {'; '.join(failed)}" if failed else ""))]
+
+
+def _analytic(claim: Claim, evidence: Evidence) -> list[Verdict]:
+    """Section 4.2's cost claims: integer counts of conv weights before and after RM (exactness.csv)."""
+    frame = evidence.csv("exactness/exactness.csv")
+    if frame is None or (rows := frame[frame["claim_id"] == claim.id]).empty:
+        return [not_run("no counting checks in this profile: rule exactness writes them")]
+    failed = rows[~rows["passed"].astype(bool)]
+    listing = "; ".join(f"{r.check}: {r.value:.6g} (claim {r.bound:.6g})" for r in rows.itertuples())
+    return [Verdict(EXACT if failed.empty else NOT_REPRODUCED, effect=float(rows["value"].iloc[0]),
+                    scope="integer counts of conv weights, no data", evidence="exactness/exactness.csv",
+                    note=join(listing, f"{len(failed)} of {len(rows)} checks off" if len(failed) else ""))]
+
+
+def _paper_form(forms: dict[str, str], backbone: str) -> str:
+    """The form (train / deploy) the paper reports for a row: the longest matching backbone prefix."""
+    matches = [prefix for prefix in forms if prefix != "default" and backbone.startswith(prefix)]
+    return forms[max(matches, key=len)] if matches else forms.get("default", "train")
 
 
 def _counts(claim: Claim, evidence: Evidence) -> list[Verdict]:
     frame = evidence.csv("counts/counts_vs_paper.csv")
     if frame is None or (rows := frame[frame["table"] == claim.measure["table"]]).empty:
-        return [_not_run("no counts in this profile")]
+        return [not_run("no counts in this profile: rule counts writes them")]
     tolerance = float(claim.measure.get("tolerance", 0.05))
-    closest = rows[["rel_diff_train", "rel_diff_deploy"]].abs().min(axis=1)
-    off = rows[closest > tolerance]
-    listing = "; ".join(f"{r.dataset} {r.backbone} {r.quantity}: paper {r.paper}, ours {r.ours_train:.4g} (train) / "
-                        f"{r.ours_deploy:.4g} (deploy)" + (f" ({r.explanation})" if isinstance(r.explanation, str)
-                                                           and r.explanation else "")
+    forms = dict(claim.measure.get("forms", {"default": "train"}))
+    rows = rows.assign(paper_form=[_paper_form(forms, b) for b in rows["backbone"]])
+    ours = np.where(rows["paper_form"] == "deploy", rows["ours_deploy"], rows["ours_train"])
+    diff = np.where(rows["paper_form"] == "deploy", rows["rel_diff_deploy"], rows["rel_diff_train"])
+    off = rows[np.abs(diff) > tolerance].assign(ours=ours[np.abs(diff) > tolerance])
+    listing = "; ".join(f"{r.dataset} {r.backbone} {r.quantity}: paper {r.paper}, ours {r.ours:.4g} ({r.paper_form})"
+                        + (f" ({r.explanation})" if isinstance(r.explanation, str) and r.explanation else "")
                         for r in off.itertuples())
     return [Verdict(REPRODUCED if off.empty else NOT_REPRODUCED, effect=1.0 - len(off) / len(rows),
-                    scope="analytic counts (convs + FC multiply-accumulates), no data",
+                    scope="analytic counts (convs + FC multiply-accumulates), no data; each row in the form the "
+                          "paper reports it (ledger: " + ", ".join(f"{k} {v}" for k, v in forms.items()) + ")",
                     evidence="counts/counts_vs_paper.csv",
-                    note=_join(f"{len(rows) - len(off)} of {len(rows)} numbers within {tolerance:.0%}",
-                               f"off: {listing}" if listing else ""))]
+                    note=join(f"{len(rows) - len(off)} of {len(rows)} numbers within {tolerance:.0%}",
+                              f"off: {listing}" if listing else ""))]
 
 
-def _training_seeds(evidence: Evidence, experiment: str, dataset: str
-                    ) -> tuple[pd.DataFrame, dict[str, str], str] | None:
-    relative = f"{experiment}/{dataset}/seeds.csv"
-    seeds, summary = evidence.csv(relative), evidence.csv(f"{experiment}/{dataset}/summary.csv")
-    if seeds is None or summary is None:
-        return None
-    labels = dict(zip(summary["run"], summary["label"]))
-    seeds = seeds.assign(label=seeds["run"].map(labels))
-    return seeds, labels, relative
+def compare_accuracy(rows_a: pd.DataFrame, rows_b: pd.DataFrame, a: str, b: str, classes: int, *,
+                     metric: str = "top1", threshold: float = 0.0, higher_is_claim: bool = True,
+                     failure_claim: bool = False) -> tuple[str, SeedSummary | None, str]:
+    """The accuracy rule: (verdict, Welch difference of A minus B over trained seeds or None, note).
 
-
-def _datasets_for(claim: Claim, evidence: Evidence) -> list[str]:
-    if claim.requires == "imagenet":
-        return ["imagenet"] if evidence.imagenet else []
-    return evidence.datasets
+    Seeds that did not train never enter the difference. ``failure_claim``: the claim's substance is
+    that the side it expects to be worse (B when ``higher_is_claim``) fails to train; a significant
+    excess of failed seeds on that side decides (reproduced; on the other side: not reproduced)."""
+    failed_a, failed_b = failed_mask(rows_a, classes), failed_mask(rows_b, classes)
+    named = join(name_seeds(rows_a, failed_a, a), name_seeds(rows_b, failed_b, b))
+    failed_note = f"did not train (not in the means): {named}" if named else ""
+    worse_fails = failure_test(failed_b, failed_a) if higher_is_claim else failure_test(failed_a, failed_b)
+    better_fails = failure_test(failed_a, failed_b) if higher_is_claim else failure_test(failed_b, failed_a)
+    worse, better = (b, a) if higher_is_claim else (a, b)
+    if failure_claim and worse_fails.significant:
+        return REPRODUCED, None, join(worse_fails.text(worse, better), failed_note)
+    if better_fails.significant:
+        return NOT_REPRODUCED, None, join(better_fails.text(better, worse), failed_note)
+    trained_a, trained_b = rows_a[~failed_a], rows_b[~failed_b]
+    diff = difference_ci(trained_a[metric], trained_b[metric])
+    means = f"{metric} {a} {trained_a[metric].mean():.2f}, {b} {trained_b[metric].mean():.2f} (trained seeds)"
+    if min(len(trained_a), len(trained_b)) < MIN_SEEDS:
+        return INCONCLUSIVE, diff, join(f"too few trained seeds for a CI ({a} {len(trained_a)}, {b} {len(trained_b)};"
+                                        f" needs {MIN_SEEDS} per side)", failed_note,
+                                        worse_fails.text(worse, better) if worse_fails.any_failed else "")
+    verdict = decide(diff.ci_low, diff.ci_high, threshold, n=diff.n, higher_is_claim=higher_is_claim)
+    return verdict, diff, join(means, failed_note)
 
 
 def _accuracy_gap(claim: Claim, evidence: Evidence) -> list[Verdict]:
-    datasets = _datasets_for(claim, evidence)
+    datasets = datasets_for(claim, evidence)
     if not datasets:
-        return [_not_run(f"needs {claim.requires}, which this profile does not run")]
-    a, b = claim.measure["a"], claim.measure["b"]
+        return [not_run(how_to_run(claim.requires))]
+    a, b, metric = claim.measure["a"], claim.measure["b"], claim.measure.get("metric", "top1")
     verdicts = []
     for dataset in datasets:
-        loaded = _training_seeds(evidence, claim.measure["experiment"], dataset)
+        loaded = training_seeds(evidence, claim.measure["experiment"], dataset)
         if loaded is None:
-            verdicts.append(Verdict(NOT_RUN, dataset=dataset, note=f"no {claim.measure['experiment']} results"))
+            verdicts.append(not_run(f"no {claim.measure['experiment']} results: add its runs to "
+                                     f"experiments.{claim.measure['experiment']}", dataset))
             continue
-        seeds, labels, relative = loaded
+        seeds, _, relative = loaded
         rows_a, rows_b = seeds[seeds["label"] == a], seeds[seeds["label"] == b]
         missing = [name for name, rows in ((a, rows_a), (b, rows_b)) if rows.empty]
         if missing:
             verdicts.append(Verdict(NOT_RUN, dataset=dataset, evidence=relative,
-                                    note=f"{' and '.join(missing)} not trained in this profile"))
+                                    note=f"{' and '.join(missing)} not trained in this profile: add to "
+                                         f"experiments.{claim.measure['experiment']}"))
             continue
-        diff = difference_ci(rows_a["top1"], rows_b["top1"])
+        verdict, diff, note = compare_accuracy(rows_a, rows_b, a, b, rules.num_classes(dataset, seeds), metric=metric,
+                                               failure_claim=bool(claim.measure.get("failure_claim", False)))
         runs = [*rows_a["run"].unique(), *rows_b["run"].unique()]
-        verdicts.append(Verdict(decide(diff.ci_low, diff.ci_high, n=diff.n), diff.mean, diff.ci_low, diff.ci_high,
-                                diff.n, dataset, evidence.training_scope(pd.concat([rows_a, rows_b]), runs) +
-                                f", {diff.n} seeds", relative,
-                                _join(f"top-1 {a} {rows_a['top1'].mean():.2f}, {b} {rows_b['top1'].mean():.2f}",
-                                      "too few seeds for a CI" if diff.n < 2 else "",
-                                      _failed_note(pd.concat([rows_a, rows_b]), labels))))
+        verdicts.append(_accuracy_verdict(verdict, diff, dataset, evidence.training_scope(
+            pd.concat([rows_a, rows_b]), runs), relative, note, len(rows_a), len(rows_b)))
     return verdicts
+
+
+def _accuracy_verdict(verdict: str, diff: SeedSummary | None, dataset: str, scope: str, relative: str, note: str,
+                      seeds_a: int, seeds_b: int) -> Verdict:
+    if diff is None:
+        return Verdict(verdict, dataset=dataset, scope=f"{scope}, {seeds_a} + {seeds_b} seeds", evidence=relative,
+                       note=note)
+    return Verdict(verdict, diff.mean, diff.ci_low, diff.ci_high, diff.n, dataset,
+                   f"{scope}, {seeds_a} + {seeds_b} seeds", relative, note)
 
 
 def _depth(claim: Claim, evidence: Evidence) -> list[Verdict]:
     family, tolerance = claim.measure["family"], float(claim.measure.get("tolerance", 1.0))
     shallow, deep = f"{family} {claim.measure['shallow']}", f"{family} {claim.measure['deep']}"
+    holds = claim.measure.get("expect", "holds") == "holds"
     verdicts = []
-    for dataset in evidence.datasets:
-        loaded = _training_seeds(evidence, "depth_study", dataset)
-        if loaded is None:
-            verdicts.append(Verdict(NOT_RUN, dataset=dataset, note="no depth-study results"))
+    for dataset in datasets_for(claim, evidence) or [""]:
+        if not dataset:
+            verdicts.append(not_run(how_to_run(claim.requires)))
             continue
-        seeds, labels, relative = loaded
+        loaded = training_seeds(evidence, "depth_study", dataset)
+        if loaded is None:
+            verdicts.append(not_run("no depth-study results: experiments.depth_study", dataset))
+            continue
+        seeds, _, relative = loaded
         rows_deep, rows_shallow = seeds[seeds["label"] == deep], seeds[seeds["label"] == shallow]
         if rows_deep.empty or rows_shallow.empty:
             verdicts.append(Verdict(NOT_RUN, dataset=dataset, evidence=relative,
-                                    note=f"needs {shallow} and {deep}; this profile's depth study lacks one"))
+                                    note=f"needs {shallow} and {deep} in experiments.depth_study"))
             continue
-        diff = difference_ci(rows_deep["top1"], rows_shallow["top1"])
-        holds = claim.measure.get("expect", "holds") == "holds"
-        verdict = decide(diff.ci_low, diff.ci_high, -tolerance, n=diff.n, higher_is_claim=holds)
+        # holds: deep - shallow above -tolerance; falls (a failure claim): below it, or the deep net fails
+        verdict, diff, note = compare_accuracy(rows_deep, rows_shallow, deep, shallow,
+                                               rules.num_classes(dataset, seeds), threshold=-tolerance,
+                                               higher_is_claim=holds, failure_claim=not holds)
         runs = [*rows_deep["run"].unique(), *rows_shallow["run"].unique()]
-        verdicts.append(Verdict(verdict, diff.mean, diff.ci_low, diff.ci_high, diff.n, dataset,
-                                evidence.training_scope(pd.concat([rows_deep, rows_shallow]), runs) +
-                                f", {diff.n} seeds", relative,
-                                _join(f"top-1({deep}) - top-1({shallow}); {shallow} {rows_shallow['top1'].mean():.2f}, "
-                                      f"{deep} {rows_deep['top1'].mean():.2f}",
-                                      _failed_note(pd.concat([rows_deep, rows_shallow]), labels))))
+        verdicts.append(_accuracy_verdict(verdict, diff, dataset, evidence.training_scope(
+            pd.concat([rows_deep, rows_shallow]), runs), relative, join(f"effect: top-1({deep}) - top-1({shallow})",
+                                                                         note), len(rows_deep), len(rows_shallow)))
     return verdicts
 
 
-def _speed_ratio(claim: Claim, evidence: Evidence) -> list[Verdict]:
-    frame = evidence.csv("speed/pairs.csv")
-    if frame is None or (rows := frame[frame["claim_id"] == claim.id]).empty:
-        return [_not_run("no paired speed measurement in this profile")]
-    row = rows.iloc[-1]
-    if str(row.get("status", "ok")) != "ok":
-        return [Verdict(INCONCLUSIVE, evidence="speed/pairs.csv", note=f"measurement failed: {row['status']}")]
-    verdict = INCONCLUSIVE if bool(row["unstable"]) else decide(row["ratio_ci_low"], row["ratio_ci_high"], 1.0)
-    scope = (f"{row['device_name']} ({row['device']}), {int(row['threads'])} threads, batch {int(row['batch_size'])}, "
-             f"input {row['input_size']}, {row['dtype']}, untrained weights")
-    return [Verdict(verdict, row["ratio"], row["ratio_ci_low"], row["ratio_ci_high"], NAN, "", scope, "speed/pairs.csv",
-                    _join(f"{row['images_per_sec_a']:.0f} vs {row['images_per_sec_b']:.0f} images/s, "
-                          f"{int(row['rounds'])} paired rounds", "unstable: CI wider than +-5 %" if row["unstable"]
-                          else "", f"load average {row['load_start']:.1f} -> {row['load_end']:.1f}"))]
+def _depth_trend(claim: Claim, evidence: Evidence) -> list[Verdict]:
+    """Accuracy rises with depth: least-squares slope of trained seeds' top-1 on log2(depth), t 95 % CI."""
+    family = claim.measure["family"]
+    verdicts = []
+    for dataset in datasets_for(claim, evidence) or [""]:
+        if not dataset:
+            verdicts.append(not_run(how_to_run(claim.requires)))
+            continue
+        loaded = training_seeds(evidence, "depth_study", dataset)
+        if loaded is None:
+            verdicts.append(not_run("no depth-study results: experiments.depth_study", dataset))
+            continue
+        seeds, _, relative = loaded
+        rows = seeds[seeds["label"].str.match(rf"^{family} \d+$", na=False)].copy()
+        rows["depth"] = rows["label"].str.split().str[-1].astype(int)
+        failed = failed_mask(rows, rules.num_classes(dataset, seeds)) if len(rows) else pd.Series(dtype=bool)
+        trained = rows[~failed] if len(rows) else rows
+        depths = sorted(int(d) for d in trained["depth"].unique()) if len(trained) else []
+        failed_runs = [f"{family} {r.depth} seed {int(r.seed)}" for r in rows[failed].itertuples()] if len(rows) else []
+        failed_note = f"did not train (not in the fit): {', '.join(failed_runs)}" if failed_runs else ""
+        if len(depths) < 3 or len(trained) < 4:
+            verdicts.append(Verdict(INCONCLUSIVE, dataset=dataset, evidence=relative,
+                                    note=join(f"needs trained {family} runs at 3 or more depths (has {depths})",
+                                              failed_note)))
+            continue
+        fit = scipy_stats.linregress(np.log2(trained["depth"].to_numpy(float)), trained["top1"].to_numpy(float))
+        half = float(scipy_stats.t.ppf(0.975, len(trained) - 2)) * fit.stderr
+        means = ", ".join(f"{d}: {trained[trained['depth'] == d]['top1'].mean():.2f}" for d in depths)
+        verdicts.append(Verdict(decide(fit.slope - half, fit.slope + half), fit.slope, fit.slope - half,
+                                fit.slope + half, len(trained), dataset,
+                                evidence.training_scope(trained, list(trained["run"].unique())) +
+                                f", depths {', '.join(map(str, depths))}, {len(trained)} trained runs", relative,
+                                join(f"slope of top-1 (points) per doubling of depth; mean top-1 by depth: {means}",
+                                     failed_note)))
+    return verdicts
 
 
 def _per_mobilenet_dataset(evidence: Evidence, judge_one: Callable[[pd.DataFrame, str], Verdict]) -> list[Verdict]:
@@ -237,7 +243,7 @@ def _per_mobilenet_dataset(evidence: Evidence, judge_one: Callable[[pd.DataFrame
     verdicts = []
     for dataset in evidence.datasets:
         frame = evidence.csv(f"mobilenet/{dataset}.csv")
-        verdicts.append(Verdict(NOT_RUN, dataset=dataset, note="no MobileNet results") if frame is None
+        verdicts.append(not_run("no MobileNet results: experiments.mobilenet", dataset) if frame is None
                         else judge_one(frame, dataset))
     return verdicts
 
@@ -253,20 +259,26 @@ def _equal_accuracy(claim: Claim, evidence: Evidence) -> list[Verdict]:
                        scope=f"{dataset}, {int(frame['image_size'].iloc[0])}px, "
                              f"{int(frame['test_samples'].iloc[0])} test images, {len(diff)} trained models",
                        evidence=f"mobilenet/{dataset}.csv",
-                       note=f"largest |top-1 difference| over seeds (bound {tolerance})")
+                       note=f"largest |top-1 difference| over seeds (bound {tolerance}); a conversion, so a seed "
+                            "that did not train still counts")
     return _per_mobilenet_dataset(evidence, judge_one)
 
 
 def _mobilenet_gap(claim: Claim, evidence: Evidence) -> list[Verdict]:
     def judge_one(frame: pd.DataFrame, dataset: str) -> Verdict:
-        a = frame[frame["backbone"] == claim.measure["a"]]["top1"]
-        b = frame[frame["backbone"] == claim.measure["b"]]["top1"]
-        diff = difference_ci(a, b)
-        return Verdict(decide(diff.ci_low, diff.ci_high, n=diff.n), diff.mean, diff.ci_low, diff.ci_high, diff.n,
-                       dataset, f"{dataset}, {int(frame['image_size'].iloc[0])}px, paper width, {diff.n} seeds",
-                       f"mobilenet/{dataset}.csv",
-                       f"top-1 {claim.measure['a']} {a.mean():.2f}, {claim.measure['b']} {b.mean():.2f}")
+        a = frame[frame["backbone"] == claim.measure["a"]]
+        b = frame[frame["backbone"] == claim.measure["b"]]
+        verdict, diff, note = compare_accuracy(a, b, claim.measure["a"], claim.measure["b"],
+                                               rules.num_classes(dataset))
+        return _accuracy_verdict(verdict, diff, dataset, f"{dataset}, {int(frame['image_size'].iloc[0])}px, "
+                                 "paper width", f"mobilenet/{dataset}.csv", note, len(a), len(b))
     return _per_mobilenet_dataset(evidence, judge_one)
+
+
+def _above_chance(frame: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """Pruning points whose top-1 is not at chance (a collapsed network decides nothing)."""
+    chance = 100.0 / rules.num_classes(dataset)
+    return frame[frame["top1"] >= chance + DID_NOT_TRAIN_MARGIN]
 
 
 def matched_difference(frame: pd.DataFrame, x: str) -> float:
@@ -284,59 +296,79 @@ def matched_difference(frame: pd.DataFrame, x: str) -> float:
     return float(np.mean(inside["top1"].to_numpy() - resnet_at))
 
 
+def _pruning_scope(frame: pd.DataFrame, dataset: str, n: int) -> str:
+    return (f"{dataset} {int(str(frame['input_size'].iloc[0]).split('x')[-1])}px, "
+            f"{int(frame['test_samples'].iloc[0])} test images, {frame['device_name'].iloc[0]}, "
+            f"{int(frame['threads'].iloc[0])} threads, batch {int(frame['batch_size'].iloc[0])}, {n} seeds")
+
+
 def _pruning(claim: Claim, evidence: Evidence) -> list[Verdict]:
     x = claim.measure["x"]
     verdicts = []
     for dataset in evidence.datasets:
         frame = evidence.csv(f"pruning/{dataset}.csv")
         if frame is None:
-            verdicts.append(Verdict(NOT_RUN, dataset=dataset, note="no pruning results"))
+            verdicts.append(not_run("no pruning results: experiments.pruning", dataset))
             continue
-        per_seed = [matched_difference(rows, x) for _, rows in frame.groupby("seed")]
-        overlapping = [d for d in per_seed if not math.isnan(d)]
-        summary = summarize_seeds(overlapping)
-        note = f"x = {x}; thresholds {', '.join(f'{t:g}' for t in sorted(frame['threshold'].unique()))}; no fine-tuning"
-        if not overlapping:
+        trained = _above_chance(frame, dataset)
+        per_seed = {seed: matched_difference(rows, x) for seed, rows in trained.groupby("seed")}
+        overlapping = [d for d in per_seed.values() if not math.isnan(d)]
+        collapsed = {m: int((frame["method"] == m).sum() - (trained["method"] == m).sum())
+                     for m in sorted(frame["method"].unique())}
+        note = join(f"x = {x}; thresholds {', '.join(f'{t:g}' for t in sorted(frame['threshold'].unique()))}; "
+                    "no fine-tuning", "points at chance (never compared): " +
+                    ", ".join(f"{m} {k} of {int((frame['method'] == m).sum())}" for m, k in collapsed.items()))
+        if len(overlapping) < MIN_SEEDS:
+            ranges = "; ".join(f"{m}: {rows[x].min():.3g}-{rows[x].max():.3g}"
+                               for m, rows in trained.groupby("method")) or "none above chance"
             verdicts.append(Verdict(INCONCLUSIVE, dataset=dataset, evidence=f"pruning/{dataset}.csv",
-                                    note=_join(note, "the two methods' x ranges do not overlap")))
+                                    scope=_pruning_scope(frame, dataset, len(per_seed)),
+                                    note=join(f"a matched window where both methods are above chance in only "
+                                              f"{len(overlapping)} seed(s) (needs {MIN_SEEDS}); x ranges above "
+                                              f"chance: {ranges}", note)))
             continue
+        summary = summarize_seeds(overlapping)
         verdicts.append(Verdict(decide(summary.ci_low, summary.ci_high, n=summary.n), summary.mean, summary.ci_low,
-                                summary.ci_high, summary.n, dataset,
-                                f"{dataset} {int(frame['input_size'].iloc[0].split('x')[-1])}px, "
-                                f"{int(frame['test_samples'].iloc[0])} test images, {frame['device_name'].iloc[0]}, "
-                                f"batch {int(frame['batch_size'].iloc[0])}, {summary.n} seeds",
-                                f"pruning/{dataset}.csv",
-                                _join(note, f"{len(per_seed) - len(overlapping)} seed(s) without overlap"
-                                      if len(overlapping) < len(per_seed) else "")))
+                                summary.ci_high, summary.n, dataset, _pruning_scope(frame, dataset, summary.n),
+                                f"pruning/{dataset}.csv", note))
     return verdicts
 
 
-def _ablation_trend(claim: Claim, evidence: Evidence) -> list[Verdict]:
-    frame = evidence.csv("ablation/speed.csv")
-    factor = claim.measure["factor"]
-    if frame is None or (rows := frame[frame["factor"] == factor].sort_values("value")).empty:
-        return [_not_run(f"no {factor} sweep in this profile")]
-    if len(rows) < 2:
-        return [Verdict(INCONCLUSIVE, evidence="ablation/speed.csv", note=f"one {factor} value only")]
-    small, large = rows.iloc[0], rows.iloc[-1]
-    unstable = bool(rows["unstable"].astype(bool).any()) if "unstable" in rows else False
-    verdict = INCONCLUSIVE if unstable or "speedup_ci_low" not in rows else (
-        REPRODUCED if small["speedup_ci_low"] > large["speedup_ci_high"] else
-        NOT_REPRODUCED if small["speedup_ci_high"] < large["speedup_ci_low"] else INCONCLUSIVE)
-    curve = ", ".join(f"{int(r.value)}: {r.speedup:.2f}" for r in rows.itertuples())
-    return [Verdict(verdict, small["speedup"] - large["speedup"], dataset="",
-                    scope=f"{small['device_name']} ({small['device']}), {int(small['threads'])} threads, "
-                          f"{small['model']}, input {small['input_size']}, untrained weights",
-                    evidence="ablation/speed.csv",
-                    note=_join(f"speed-up (RMNet / ResNet form) by {factor}: {curve}; effect = smallest - largest",
-                               "some ratios unstable" if unstable else ""))]
+def _pruning_max_ratio(claim: Claim, evidence: Evidence) -> list[Verdict]:
+    x = claim.measure.get("x", "pruned_params_ratio")
+    verdicts = []
+    for dataset in evidence.datasets:
+        frame = evidence.csv(f"pruning/{dataset}.csv")
+        if frame is None:
+            verdicts.append(not_run("no pruning results: experiments.pruning", dataset))
+            continue
+        trained = _above_chance(frame, dataset)
+        differences, listing = [], []
+        for seed, rows in trained.groupby("seed"):
+            best = {m: rows[rows["method"].str.startswith(m)][x].max() for m in ("RMNet", "ResNet")}
+            listing.append(f"seed {int(seed)}: RMNet {best['RMNet']:.3g}, ResNet {best['ResNet']:.3g}")
+            if not any(math.isnan(v) for v in best.values()):
+                differences.append(best["RMNet"] - best["ResNet"])
+        summary = summarize_seeds(differences)
+        verdict = decide(summary.ci_low, summary.ci_high, n=summary.n, min_n=MIN_SEEDS)
+        verdicts.append(Verdict(verdict, summary.mean, summary.ci_low, summary.ci_high, summary.n, dataset,
+                                _pruning_scope(frame, dataset, summary.n), f"pruning/{dataset}.csv",
+                                join(f"largest {x} above chance: {'; '.join(listing)}",
+                                     f"needs {MIN_SEEDS} seeds with both methods above chance"
+                                     if summary.n < MIN_SEEDS else "")))
+    return verdicts
 
 
 def _finetune(claim: Claim, evidence: Evidence) -> list[Verdict]:
-    """One verdict per dataset and base network (``finetune/<dataset>/<base>/<mode>/seed<k>/metrics.csv``)."""
+    """One verdict per dataset and base network (``finetune/<dataset>/<base>/<mode>/seed<k>/metrics.csv``);
+    a seed where either side is at chance is left out of the pairing and named."""
     a, b = claim.measure["a"], claim.measure["b"]
+    if not evidence.config.get("experiments", {}).get("finetune", {}).get("bases"):
+        return [not_run("no fine-tuning in this profile: experiments.finetune.bases")]
     verdicts = []
     for dataset in evidence.datasets:
+        classes = rules.num_classes(dataset)
+        chance_line = 100.0 / classes
         for base in evidence.config["experiments"]["finetune"]["bases"]:
             root = evidence.path(f"finetune/{dataset}/{base}")
             label = evidence.config["runs"][base]["label"]
@@ -349,27 +381,58 @@ def _finetune(claim: Claim, evidence: Evidence) -> list[Verdict]:
                 if mode == a and (metrics["epoch"] == 0).any():
                     start[seed] = float(metrics.loc[metrics["epoch"] == 0, "top1"].iloc[0])
             other = start if b == "start" else finals.get(b, {})
-            seeds = sorted(set(finals.get(a, {})) & set(other))
-            if not seeds:
-                verdicts.append(Verdict(NOT_RUN, dataset=dataset, scope=label, note="no fine-tuning results"))
+            both = sorted(set(finals.get(a, {})) & set(other))
+            if not both:
+                verdicts.append(Verdict(NOT_RUN, dataset=dataset, scope=label,
+                                        note="no fine-tuning results: experiments.finetune"))
                 continue
+            at_chance = [s for s in both if min(finals[a][s], other[s]) < chance_line + DID_NOT_TRAIN_MARGIN]
+            seeds = [s for s in both if s not in at_chance]
             diff: SeedSummary = summarize_seeds([finals[a][s] - other[s] for s in seeds])
             sample = pd.read_csv(next(root.glob(f"{a}/seed*/metrics.csv")))
-            verdicts.append(Verdict(decide(diff.ci_low, diff.ci_high, n=diff.n), diff.mean, diff.ci_low, diff.ci_high,
-                                    diff.n, dataset,
+            verdicts.append(Verdict(decide(diff.ci_low, diff.ci_high, n=diff.n, min_n=MIN_SEEDS), diff.mean,
+                                    diff.ci_low, diff.ci_high, diff.n, dataset,
                                     f"{label} {evidence.width(base)}, {dataset} {int(sample['image_size'].iloc[0])}px, "
                                     f"{int(sample['train_samples'].iloc[0])} train images, "
                                     f"{int(sample['epoch'].max())} fine-tuning epochs, {sample['device'].iloc[0]}, "
                                     f"{diff.n} seeds", f"finetune/{dataset}/{base}/",
-                                    f"paired by seed (same base model); {a} final minus "
-                                    f"{'epoch 0' if b == 'start' else b + ' final'}"))
+                                    join(f"paired by seed (same base model); {a} final minus "
+                                         f"{'epoch 0' if b == 'start' else b + ' final'}",
+                                         f"seeds at chance (left out): {', '.join(map(str, at_chance))}"
+                                         if at_chance else "",
+                                         f"needs {MIN_SEEDS} seeds" if diff.n < MIN_SEEDS else "")))
+    return verdicts
+
+
+def _accuracy_level(claim: Claim, evidence: Evidence) -> list[Verdict]:
+    """A run's top-1 above a level (``run``, ``above``): the t 95 % CI of its trained seeds' mean."""
+    datasets = datasets_for(claim, evidence)
+    if not datasets:
+        return [not_run(how_to_run(claim.requires))]
+    verdicts = []
+    for dataset in datasets:
+        loaded = training_seeds(evidence, claim.measure["experiment"], dataset)
+        rows = None if loaded is None else loaded[0][loaded[0]["label"] == claim.measure["run"]]
+        if rows is None or rows.empty:
+            verdicts.append(not_run(f"{claim.measure['run']} not trained: experiments.{claim.measure['experiment']}",
+                                     dataset))
+            continue
+        trained = rows[~failed_mask(rows, rules.num_classes(dataset, rows))]
+        summary = summarize_seeds(trained["top1"])
+        level = float(claim.measure["above"])
+        verdicts.append(Verdict(decide(summary.ci_low, summary.ci_high, level, n=summary.n, min_n=MIN_SEEDS),
+                                summary.mean, summary.ci_low, summary.ci_high, summary.n, dataset,
+                                evidence.training_scope(rows, list(rows["run"].unique())), loaded[2],  # type: ignore[index]
+                                f"mean top-1 of {claim.measure['run']} against {level:g}"))
     return verdicts
 
 
 KINDS: dict[str, Callable[[Claim, Evidence], list[Verdict]]] = {
-    "exactness": _exactness, "counts": _counts, "accuracy_gap": _accuracy_gap, "depth": _depth,
-    "speed_ratio": _speed_ratio, "equal_accuracy": _equal_accuracy, "mobilenet_gap": _mobilenet_gap,
-    "pruning": _pruning, "ablation_trend": _ablation_trend, "finetune": _finetune,
+    "exactness": _exactness, "analytic": _analytic, "counts": _counts, "accuracy_gap": _accuracy_gap,
+    "accuracy_level": _accuracy_level, "depth": _depth, "depth_trend": _depth_trend, "speed_ratio": speed_ratio,
+    "equal_accuracy": _equal_accuracy, "mobilenet_gap": _mobilenet_gap, "pruning": _pruning,
+    "pruning_max_ratio": _pruning_max_ratio, "ablation_trend": ablation_trend, "ablation_level": ablation_level,
+    "ablation_scaling": ablation_scaling, "finetune": _finetune,
 }
 
 
@@ -379,16 +442,13 @@ def judge(claims: list[Claim], evidence: Evidence, *, smoke: bool = False) -> pd
     for claim in claims:
         if claim.kind not in KINDS:
             raise ValueError(f"claim {claim.id!r}: unknown measure kind {claim.kind!r}; known: {', '.join(KINDS)}")
-        throughput_device = str(evidence.config.get("throughput", {}).get("device", ""))
-        if claim.requires == "cuda" and not throughput_device.startswith("cuda"):
-            verdicts = [_not_run("needs a GPU")]
-        else:
-            verdicts = KINDS[claim.kind](claim, evidence)
+        verdicts = KINDS[claim.kind](claim, evidence)  # a GPU-only claim finds its GPU rows or says how to get them
         for verdict in verdicts:
             rows.append({"id": claim.id, "source": claim.source, "statement": claim.statement,
                          "verdict": verdict.verdict, "standing": SMOKE if smoke else "evidence",
                          "effect": verdict.effect, "ci_low": verdict.ci_low, "ci_high": verdict.ci_high,
                          "n_seeds": verdict.n_seeds, "paper": claim.paper, "dataset": verdict.dataset,
                          "scope": verdict.scope, "evidence_csv": verdict.evidence, "rule": claim.rule,
-                         "note": verdict.note, "profile": evidence.config.get("profile", "")})
+                         "note": verdict.note, "device": verdict.device,
+                         "profile": evidence.config.get("profile", "")})
     return pd.DataFrame(rows)

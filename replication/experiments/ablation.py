@@ -85,7 +85,8 @@ def _batch_scaling(base: dict[str, Any], batches: list[int], speed: dict[str, An
         run_config = replace(config, batch_size=value)
         pair = measure_pair(deploy, _FirstSamples(deploy, smallest), run_config, rounds=speed.get("rounds", 8),
                             max_rounds=speed.get("max_rounds", 32), time_cap_s=speed.get("pair_time_cap_s", 300.0),
-                            names=(f"{base['model']} deploy, batch {value}", f"{base['model']} deploy, batch {smallest}"))
+                            names=(f"{base['model']} deploy, batch {value}",
+                                   f"{base['model']} deploy, batch {smallest}"))
         rows.append({"profile": profile, "model": base["model"], "factor": SCALING, "value": value,
                      "reference_batch": smallest, "ips_resnet_form": float("nan"), "ips_rmnet": float("nan"),
                      "speedup": pair.ratio, "speedup_ci_low": pair.ci_low, "speedup_ci_high": pair.ci_high,
