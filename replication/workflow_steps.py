@@ -204,9 +204,10 @@ def mobilenet_table(csv: str, pairs: str, table: str) -> None:
     tables.mobilenet_table([csv], _stem(table, ".md"), pairs)
 
 
-def claims(results_dir: str, config: dict[str, Any], csv: str, table: str) -> None:
-    """Verdicts on every claim of the ledger from this profile's results, as CSV and Markdown."""
-    frame = judge(load_claims(), Evidence(results_dir, config), smoke=bool(config.get("smoke", False)))
+def claims(results_dir: str, config: dict[str, Any], csv: str, table: str, gpu_dir: str | None = None) -> None:
+    """Verdicts on every claim of the ledger from this profile's results (and the GPU check's rows in
+    ``gpu_dir``, where there are any), as CSV and Markdown."""
+    frame = judge(load_claims(), Evidence(results_dir, config, gpu_dir=gpu_dir), smoke=bool(config.get("smoke", False)))
     write_csv_atomic(frame, csv)
     claims_table.build(csv, table)
 

@@ -44,15 +44,19 @@ def build(claims_csv: str | os.PathLike, output_md: str | os.PathLike, *, wall_t
     return table
 
 
-def readme_table(claims_csv: str | os.PathLike) -> str:
-    """The compact verdict table of the README (statement, verdict, effect and CI, seeds, dataset)."""
-    frame = pd.read_csv(claims_csv, keep_default_na=False, na_values=[""])
+def readme_table(claims: str | os.PathLike | pd.DataFrame) -> str:
+    """The compact verdict table of the README (statement, verdict, effect and CI, seeds, paper value;
+    the device of a speed verdict, so a GPU verdict reads beside its CPU one)."""
+    frame = claims if isinstance(claims, pd.DataFrame) else pd.read_csv(claims, keep_default_na=False, na_values=[""])
+    frame = frame.reset_index(drop=True)
     # A claim judged once per network (Figure 9's ResNet 18 and 34) names the network of each row.
     repeated = frame["id"].duplicated(keep=False)
     which = frame["scope"].fillna("").str.split(",").str[0].where(repeated, "")
     table = pd.DataFrame({
         "claim (paper)": frame["statement"] + " (" + frame["source"] + ")"
-                         + which.map(lambda name: f" [{name}]" if name else ""),
+                         + which.map(lambda name: f" [{name}]" if name else "")
+                         + (frame["device"].fillna("") if "device" in frame else pd.Series("", index=frame.index)
+                            ).map(lambda device: f" [{device}]" if device else ""),
         "verdict": frame["verdict"],
         "effect [95% CI]": frame.apply(_effect, axis=1),
         "seeds": frame["n_seeds"].map(lambda n: "" if pd.isna(n) else str(int(n))),
