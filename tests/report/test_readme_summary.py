@@ -19,7 +19,8 @@ def test_committed_readme_block_matches_the_committed_evidence():
 
 def test_block_says_only_what_the_claims_table_says(tmp_path):
     rows = [{"id": "a", "source": "Table 1", "statement": "A is faster", "verdict": "reproduced",
-             "standing": "evidence", "effect": 1.2, "ci_low": 1.1, "ci_high": 1.3, "n_seeds": None, "paper": "1.2x", "dataset": "",
+             "standing": "evidence", "effect": 1.2, "ci_low": 1.1, "ci_high": 1.3, "n_seeds": None, "paper": "1.2x",
+             "dataset": "",
              "scope": "cpu", "evidence_csv": "speed/pairs.csv", "rule": "r", "note": "", "device": "cpu",
              "profile": "p"},
             {"id": "b", "source": "Table 1", "statement": "B on ImageNet", "verdict": "not run in this profile",
