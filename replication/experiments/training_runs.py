@@ -45,7 +45,7 @@ def load_trained(run: dict[str, Any], checkpoint_dir: str | os.PathLike) -> torc
     checkpoint made with other model arguments than the run's config is refused."""
     path = Path(checkpoint_dir) / "checkpoint.pt"
     state = load_training_checkpoint(path, run["model"])
-    spec = ModelSpec.from_checkpoint(state)
+    spec = ModelSpec.from_checkpoint(state, path)
     if spec is None:
         raise CheckpointError(f"{path} does not record how to rebuild its model")
     wanted = {"model_kwargs": plain_values(run.get("model_kwargs", {})),
