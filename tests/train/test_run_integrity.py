@@ -12,8 +12,7 @@ from torch import nn
 from replication import cli
 from replication.data import DataConfig
 from replication.rm.file_io import DiskFullError
-from replication.train import TrainConfig, train
-from replication.train import engine
+from replication.train import TrainConfig, engine, train
 from replication.train.engine import MetricsFileError, MissingHistoryWarning, RunLockedError, read_metrics
 
 
