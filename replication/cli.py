@@ -152,11 +152,10 @@ def _model_for_convert(args: argparse.Namespace):
                               "model's defaults)")
     kwargs = dict(args.model_kwargs or {})
     name = args.model or DEFAULT_MODEL
-    if kwargs:
-        zoo.check_kwargs(name, kwargs, where="--model-kwargs", reserved=("num_classes",),
-                         **({"num_classes": args.num_classes} if args.num_classes is not None else {}))
     if args.num_classes is not None:
         kwargs["num_classes"] = args.num_classes
+    if args.model_kwargs:
+        zoo.check_kwargs(name, kwargs, where="--model-kwargs")
     return zoo.create(name, **kwargs), name, int(kwargs.get("in_chans", 3)), None, payload
 
 
