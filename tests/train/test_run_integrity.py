@@ -159,7 +159,8 @@ def test_a_lost_history_that_cannot_be_rebuilt_is_named(shared_fashion_root, tmp
 
 
 @pytest.mark.parametrize("content, message", [(b"", r"is empty \(0 bytes\)"),
-                                              (b"step,top1\n1,10.0\n", "has no 'epoch' column")])
+                                              (b"step,top1\n1,10.0\n", "has no 'epoch' column")],
+                         ids=["empty", "no-epoch-column"])
 def test_an_unreadable_metrics_file_of_an_old_checkpoint_is_named(shared_fashion_root, tmp_path, content, message):
     out = tmp_path / "run"
     train(_config(shared_fashion_root, out, overrides={"epochs": 1, "batch_size": 32}), model=_tiny())
@@ -171,7 +172,8 @@ def test_an_unreadable_metrics_file_of_an_old_checkpoint_is_named(shared_fashion
 
 
 @pytest.mark.parametrize("content, message", [(b"", r"is empty \(0 bytes\)"), (b"a,b\n1,2\n", "no 'epoch' column"),
-                                              (b"epoch\nfirst\n", "not epoch numbers")])
+                                              (b"epoch\nfirst\n", "not epoch numbers")],
+                         ids=["empty", "no-epoch-column", "text-epochs"])
 def test_read_metrics_names_the_file_and_the_problem(tmp_path, content, message):
     path = tmp_path / "metrics.csv"
     path.write_bytes(content)
