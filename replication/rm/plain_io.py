@@ -63,7 +63,8 @@ def _clamp(num_channels: int) -> nn.Module:
 
 
 def _reserved_bn(num_features: int, reserved: list[int], **args: Any) -> nn.Module:
-    return ReservedBatchNorm2d(num_features, tuple(reserved), **args)
+    start, stop = reserved  # a span of two channel indices
+    return ReservedBatchNorm2d(num_features, (int(start), int(stop)), **args)
 
 
 # The layer types of this format and the fields :func:`_spec` writes for each: nothing else is built
