@@ -65,7 +65,8 @@ def check_launcher(launcher: Any) -> str | None:
             parsed = get_args_parser().parse_args([*words[1:], "TRAINING_SCRIPT"])
     except SystemExit:
         lines = [line for line in errors.getvalue().splitlines() if line.strip()]
-        return f"{launcher!r}: torchrun refuses its options ({lines[-1] if lines else 'unknown error'})"
+        reason = lines[-1].partition("error: ")[2] or lines[-1] if lines else "unknown error"
+        return f"{launcher!r}: torchrun refuses its options ({reason})"
     if parsed.training_script != "TRAINING_SCRIPT":
         return f"{launcher!r}: {parsed.training_script!r} is not a torchrun option (the workflow names the script)"
     return None

@@ -40,7 +40,7 @@ def test_the_small_config_passes():
 @pytest.mark.parametrize("changes, shown", [
     ({"training.launcher": "rm -rf"}, "training.launcher: 'rm -rf' is not a launcher"),
     ({"training.launcher": "torchrun --nproc_per_node 2; rm -rf ~"}, "is not a launcher"),
-    ({"training.launcher": "torchrun --nproc-per-nod 2"}, "torchrun refuses its options"),
+    ({"training.launcher": "torchrun --bogus 2"}, "torchrun refuses its options (unrecognized arguments: --bogus)"),
     ({"training.launcher": "torchrun other_script.py"}, "'other_script.py' is not a torchrun option"),
     ({"ablation.base.model_kwargs": {"garbage": 1}}, "ablation.base.model_kwargs.garbage: rmnet26x3_32_cifar has "
                                                      "no such constructor argument"),
