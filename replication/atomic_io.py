@@ -5,26 +5,50 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pandas as pd
 
 from .provenance import provenance as current
-from .rm.file_io import check_target, write_atomic
+from .rm.file_io import DiskFullError, check_target, write_atomic
 
-__all__ = ["TargetNotWritableError", "append_rows_atomic", "check_target", "check_writable", "write_atomic",
-           "write_csv_atomic", "write_text_atomic"]
+__all__ = ["DiskFullError", "TargetNotWritableError", "append_rows_atomic", "check_not_input", "check_target",
+           "check_writable", "write_atomic", "write_csv_atomic", "write_text_atomic"]
 
 
 class TargetNotWritableError(ValueError):
     """An output path that cannot be written, found before any work is done."""
 
 
-def check_writable(path: str | os.PathLike, *, folder: bool = False) -> Path:
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)  # hard links and symlinked folders too
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+def check_not_input(outputs: Iterable[str | os.PathLike], inputs: Mapping[str, str | os.PathLike | None]) -> None:
+    """Raise :class:`TargetNotWritableError` if a file the command will write is one of the files it reads
+    (``inputs``: option name -> path; None entries are skipped), so a write never destroys its own input."""
+    for output in outputs:
+        for option, source in inputs.items():
+            if source is not None and _same_file(Path(output), Path(source)):
+                raise TargetNotWritableError(f"refusing to write {output}: it is the file given to {option} "
+                                             f"({source}), which this command reads; choose another output")
+
+
+def check_writable(path: str | os.PathLike, *, folder: bool = False,
+                   inputs: Mapping[str, str | os.PathLike | None] | None = None) -> Path:
     """Raise :class:`TargetNotWritableError` (or ``FileExistsError``, see :func:`check_target`) unless a file
     (or, with ``folder``, a folder) can be written at ``path``. Creates nothing that stays: the nearest
-    existing parent is asked for a temporary file, which is what the atomic writers will need."""
+    existing parent is asked for a temporary file, which is what the atomic writers will need. A file
+    that is one of the command's ``inputs`` is refused (:func:`check_not_input`)."""
     path = Path(path)
+    if inputs and not folder:
+        check_not_input([path], inputs)
     if folder:
         if path.exists() and not path.is_dir():
             raise TargetNotWritableError(f"cannot write into {path}: it exists and is not a folder")

@@ -30,13 +30,25 @@ def extract_state_dict(payload: Any, path: str | os.PathLike = "<checkpoint>") -
                           "under 'state_dict' or 'model')")
 
 
+def _is_batchnorm(model: nn.Module, key: str) -> bool:
+    owner = key.rpartition(".")[0]
+    try:
+        module = model.get_submodule(owner)
+    except AttributeError:
+        return False
+    return isinstance(module, nn.modules.batchnorm._BatchNorm)
+
+
 def load_weights(model: nn.Module, path: str | os.PathLike, payload: Any = None) -> nn.Module:
     """Load a checkpoint into ``model`` strictly; mismatches name the offending keys and shapes.
 
     ``payload``: the checkpoint's content if already read with :func:`load_checkpoint` (read once)."""
     state = extract_state_dict(load_checkpoint(path) if payload is None else payload, path)
     own = model.state_dict()
-    missing = sorted(set(own) - set(state))
+    # A BatchNorm's step counter, absent from older or trimmed state_dicts: load_state_dict keeps the
+    # model's own value for it (BatchNorm's version-1 loading rule), so its absence is no mismatch.
+    missing = sorted(key for key in set(own) - set(state)
+                     if not (key.rpartition(".")[2] == "num_batches_tracked" and _is_batchnorm(model, key)))
     unexpected = sorted(set(state) - set(own))
     wrong_shape = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
                    for k in own if k in state and state[k].shape != own[k].shape]

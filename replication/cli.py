@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from . import rm, zoo
-from .atomic_io import check_writable
+from .atomic_io import DiskFullError, check_writable
 from .checkpoint_files import CheckpointError, load_checkpoint, load_weights
 from .data import DataConfig, DatasetNotFoundError
-from .data.specs import DATASETS
+from .data.specs import DATASETS, dataset_spec
+from .devices import check_device
 from .inspection import format_report, inspect_model, parse_input_size
 from .measure import count_macs, count_params, layer_summary
 from .measure.cost_model import load_devices, predict_time
-from .measure.throughput import ThroughputConfig, ThroughputError
+from .measure.counting import largest_activation_bytes
+from .measure.throughput import ThroughputConfig, ThroughputError, available_memory
 from .rm import DOWNSAMPLE_TYPES, RMConversionError
 from .rm.plain_io import save_plain
 from .testing import randomize_batchnorm_
@@ -56,6 +60,20 @@ def non_negative_float(text: str) -> float:
     if not value >= 0:  # NaN fails too
         raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
     return value
+
+
+def finite_non_negative_float(text: str) -> float:
+    value = non_negative_float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def device_arg(text: str) -> str:
+    try:
+        return check_device(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def json_object(text: str) -> dict:
@@ -114,7 +132,7 @@ def _model_for_convert(args: argparse.Namespace):
     from .train.checkpoint import ModelSpec  # the engine's package; only a --checkpoint needs it
 
     payload = load_checkpoint(args.checkpoint) if args.checkpoint else None
-    spec = ModelSpec.from_checkpoint(payload) if payload is not None else None
+    spec = ModelSpec.from_checkpoint(payload, args.checkpoint) if payload is not None else None
     if spec is not None:
         given = {"--model": (args.model, spec.model, args.model is not None and _bare(args.model) != _bare(spec.model)),
                  "--model-kwargs": (args.model_kwargs, spec.model_kwargs,
@@ -133,15 +151,33 @@ def _model_for_convert(args: argparse.Namespace):
                               "with --model (and --num-classes / --model-kwargs where they differ from the "
                               "model's defaults)")
     kwargs = dict(args.model_kwargs or {})
+    name = args.model or DEFAULT_MODEL
     if args.num_classes is not None:
         kwargs["num_classes"] = args.num_classes
-    name = args.model or DEFAULT_MODEL
+    if args.model_kwargs:
+        zoo.check_kwargs(name, kwargs, where="--model-kwargs")
     return zoo.create(name, **kwargs), name, int(kwargs.get("in_chans", 3)), None, payload
 
 
+# The check runs the source model and the plain one on the batch; each keeps a few tensors of the size
+# of its largest activation alive at once (input, output, a shortcut), and both outputs are compared.
+_CHECK_COPIES = 4
+
+
+def _check_fits_in_memory(model: nn.Module, shape: tuple[int, ...], dtype: torch.dtype, args) -> None:
+    """Refuse, before allocating anything, a check batch whose activations cannot fit in memory."""
+    largest = largest_activation_bytes(model, shape, dtype)
+    needed = _CHECK_COPIES * (largest if largest is not None else math.prod(shape) * dtype.itemsize)
+    free = available_memory("cpu")
+    if free is not None and needed > free:
+        raise MemoryError(f"--input-size {shape[-1]} with --batch-size {args.batch_size} ({args.dtype}): the check "
+                          f"needs about {needed / 2**30:.3g} GiB, this machine has {free / 2**30:.3g} GiB available; "
+                          "use a smaller --input-size or --batch-size")
+
+
 def run_convert(args: argparse.Namespace) -> int:
-    if args.output:
-        check_writable(args.output)  # before any work: a bad target fails now, not after the conversion
+    if args.output:  # before any work: a bad target fails now, not after the conversion
+        check_writable(args.output, inputs={"--checkpoint": args.checkpoint})
     model, name, in_chans, native_size, payload = _model_for_convert(args)
     if payload is not None:
         load_weights(model, args.checkpoint, payload)
@@ -150,9 +186,10 @@ def run_convert(args: argparse.Namespace) -> int:
         randomize_batchnorm_(model, seed=args.seed)
         print(f"no checkpoint: BatchNorm statistics randomised (seed {args.seed}) for the check")
     model = model.to(DTYPES[args.dtype]).eval()
-    plain = rm.convert(model, args.downsample)
     side = args.input_size or native_size or 224
     size = (in_chans, side, side)
+    _check_fits_in_memory(model, (args.batch_size, *size), DTYPES[args.dtype], args)
+    plain = rm.convert(model, args.downsample)
     generator = torch.Generator().manual_seed(args.seed)
     x = torch.randn(args.batch_size, *size, generator=generator).to(DTYPES[args.dtype])
     error = rm.max_error(model, plain, x)
@@ -206,8 +243,8 @@ def run_throughput(args: argparse.Namespace) -> int:
     from .experiments import throughput
     from .report import throughput_table
 
-    check_writable(args.output)
-    check_writable(args.output.with_suffix(".md"))
+    check_writable(args.output, inputs={"--predictions": args.predictions})
+    check_writable(args.output.with_suffix(".md"), inputs={"--predictions": args.predictions})
     config = ThroughputConfig(batch_size=args.batch_size, warmup=args.warmup, iters=args.iters, repeats=args.repeats,
                               device=args.device, dtype=args.dtype, channels_last=args.channels_last,
                               compile=args.compile, threads=args.threads)
@@ -244,6 +281,9 @@ def run_train(args: argparse.Namespace) -> int:
     from .train import TrainConfig, train
 
     check_writable(args.output_dir, folder=True)
+    spec = dataset_spec(args.dataset)  # what the run gives the constructor itself
+    zoo.check_kwargs(args.model, args.model_kwargs, where="--model-kwargs", reserved=("num_classes", "in_chans"),
+                     num_classes=spec.num_classes, in_chans=spec.in_chans)
     overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr))
                  if v is not None}
     data = DataConfig(name=args.dataset, root=args.data_root, image_size=args.image_size,
@@ -321,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
                        choices=("table1_sota", "table2_mobilenet"))
     speed.add_argument("--dataset", nargs="+", choices=("CIFAR10", "CIFAR100", "ImageNet"))
     speed.add_argument("--model", nargs="+", help="only these models (registry names or paper backbone names)")
-    speed.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    speed.add_argument("--device", type=device_arg, default="cuda" if torch.cuda.is_available() else "cpu")
     speed.add_argument("--batch-size", type=positive_int, default=128)
     speed.add_argument("--warmup", type=non_negative_int, default=50)
     speed.add_argument("--iters", type=positive_int, default=50)
@@ -362,14 +402,14 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--preset", default="embedded")
     fit.add_argument("--epochs", type=positive_int)
     fit.add_argument("--batch-size", type=positive_int, help="global batch (split over torchrun processes)")
-    fit.add_argument("--lr", type=float)
+    fit.add_argument("--lr", type=finite_non_negative_float)
     fit.add_argument("--image-size", type=positive_int)
     fit.add_argument("--train-subset", type=positive_int)
     fit.add_argument("--test-subset", type=positive_int)
     fit.add_argument("--sparsity", type=non_negative_float, default=0.0, help="network-slimming L1 factor on BN scales")
     fit.add_argument("--workers", type=non_negative_int, default=0)
     fit.add_argument("--seed", type=int, default=0)
-    fit.add_argument("--device")
+    fit.add_argument("--device", type=device_arg, help="cpu, cuda, cuda:N or mps (default: cuda if available)")
     fit.add_argument("--profile", default="adhoc")
     fit.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
     fit.add_argument("--extend", action="store_true",
@@ -380,11 +420,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings(show):  # noqa: ANN001, ANN202
+    """A ``warnings.showwarning`` that prints the suite's own warnings as ``warning: <message>`` (one line,
+    no source line) and passes any other to ``show``."""
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ANN202
+        if category.__module__.startswith("replication"):
+            print(f"warning: {message}", file=sys.stderr if file is None else file)
+        else:
+            show(message, category, filename, lineno, file, line)
+    return showwarning
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    return isinstance(error, (MemoryError, torch.cuda.OutOfMemoryError)) or (
+        isinstance(error, RuntimeError) and "can't allocate memory" in str(error))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (CheckpointError, RMConversionError, UnknownModelError, ThroughputError, DatasetNotFoundError,
-            ValueError, FileExistsError, PermissionError, IsADirectoryError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():  # restores the warnings machinery as it was
+        warnings.showwarning = _one_line_warnings(warnings.showwarning)
+        try:
+            return args.func(args)
+        except (CheckpointError, RMConversionError, UnknownModelError, ThroughputError, DatasetNotFoundError,
+                ValueError, FileExistsError, PermissionError, IsADirectoryError, DiskFullError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        except (MemoryError, RuntimeError) as error:
+            if not _out_of_memory(error):
+                raise
+            first = str(error).strip().splitlines()[0] if str(error).strip() else "out of memory"
+            print(f"error: out of memory: {first}", file=sys.stderr)
+            return 2

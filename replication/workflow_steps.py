@@ -11,8 +11,11 @@ CSVs) and ``replication.report`` (tables and figures).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -41,20 +44,129 @@ from .experiments.training_runs import summarize
 from .measure.throughput import ThroughputConfig
 from .report import claims_table, counts_table, figures, roofline, tables, throughput_table
 
+RUN_NAME = re.compile(r"[A-Za-z0-9_]+")  # the `run` and `base` wildcards' pattern (workflow/rules/common.smk)
+_LAUNCHER_WORD = re.compile(r"[A-Za-z0-9_.:=/,-]+")  # nothing a shell would read as more than a word
+
+
+def check_launcher(launcher: Any) -> str | None:
+    """The problem with ``training.launcher``, or None. It is pasted into each training job's shell
+    command, so it must be ``python`` or ``torchrun`` with options torchrun itself accepts."""
+    words = launcher.split() if isinstance(launcher, str) else []
+    if words == ["python"]:
+        return None
+    if not words or words[0] != "torchrun" or not all(_LAUNCHER_WORD.fullmatch(word) for word in words[1:]):
+        return (f"{launcher!r} is not a launcher: use 'python' or 'torchrun' with its options "
+                "(e.g. 'torchrun --nproc_per_node 4')")
+    from torch.distributed.run import get_args_parser
+
+    errors = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(errors):
+            parsed = get_args_parser().parse_args([*words[1:], "TRAINING_SCRIPT"])
+    except SystemExit:
+        lines = [line for line in errors.getvalue().splitlines() if line.strip()]
+        reason = lines[-1].partition("error: ")[2] or lines[-1] if lines else "unknown error"
+        return f"{launcher!r}: torchrun refuses its options ({reason})"
+    if parsed.training_script != "TRAINING_SCRIPT":
+        return f"{launcher!r}: {parsed.training_script!r} is not a torchrun option (the workflow names the script)"
+    return None
+
+
+def _processes(launcher: str) -> int:
+    words = launcher.replace("=", " ").split()
+    for flag, value in zip(words, words[1:]):
+        if flag in ("--nproc_per_node", "--nproc-per-node") and value.isdigit():
+            return int(value)
+    return 1
+
+
+def _recipes(config: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(key, recipe) of every training the workflow may run: each run with the training preset (and the
+    ImageNet one when ImageNet is on), and each fine-tuning base with the fine-tuning preset."""
+    from .train import get_preset
+
+    training = config["training"]
+    recipes: list[tuple[str, Any]] = []
+
+    def add(key: str, preset: str, *overrides: dict[str, Any]) -> None:
+        merged = {k: v for layer in overrides for k, v in (layer or {}).items()}
+        try:
+            recipes.append((key, get_preset(preset, **merged)))
+        except ValueError as error:
+            recipes.append((key, error))
+
+    presets = [training["preset"]] + ([training.get("imagenet_preset", "imagenet_repvgg")]
+                                      if config.get("imagenet") else [])
+    for run, spec in config["runs"].items():
+        for preset in dict.fromkeys([spec["preset"]] if spec.get("preset") else presets):
+            add(f"runs.{run}", preset, training.get("overrides", {}), spec.get("overrides", {}))
+    for base in config["experiments"]["finetune"]["bases"]:
+        add(f"experiments.finetune.bases ({base})", training.get("finetune_preset", "cifar_finetune"),
+            training.get("overrides", {}), training.get("finetune_overrides", {}))
+    return recipes
+
 
 def check_config(config: dict[str, Any]) -> None:
-    """What the schema cannot see, checked before any job starts: every model name can be built and
-    every run an experiment names is defined. Raises ValueError listing each problem with its key."""
+    """What the schema cannot see, checked before any job starts: every model name can be built with its
+    constructor arguments, every run an experiment names is defined and has a name the workflow's
+    paths accept, the launcher is one the workflow can run, and every training trains at least one
+    step per epoch. Raises ValueError listing each problem with its key."""
+    from .data.specs import dataset_spec
+    from .experiments.ablation import FACTORS, variant_kwargs
+
     problems = []
+    shapes: dict[int, tuple[int, str]] = {}  # in_chans -> (num_classes, dataset): what a constructor is given
+    for name in config["datasets"]:
+        shapes.setdefault(dataset_spec(name).in_chans, (dataset_spec(name).num_classes, name))
     for run, spec in config["runs"].items():
+        if not RUN_NAME.fullmatch(run):
+            suggestion = re.sub(r"[^A-Za-z0-9_]", "_", run)
+            problems.append(f"runs.{run}: a run name may hold letters, digits and '_' only (it is a path "
+                            f"wildcard matching {RUN_NAME.pattern}); rename it, e.g. {suggestion!r}")
         try:
             zoo.check_name(spec["model"])
         except zoo.UnknownModelError as error:
             problems.append(f"runs.{run}.model: {error}")
+            continue
+        for in_chans, (num_classes, dataset) in shapes.items():
+            try:
+                zoo.check_kwargs(spec["model"], spec.get("model_kwargs") or {}, where=f"runs.{run}.model_kwargs",
+                                 reserved=("num_classes", "in_chans"), num_classes=num_classes, in_chans=in_chans)
+            except (zoo.ModelKwargsError, ValueError) as error:
+                problems.append(f"{error} (on {dataset})")
+                break
+    base = config["ablation"]["base"]
     try:
-        zoo.check_name(config["ablation"]["base"]["model"])
+        zoo.check_name(base["model"])
     except zoo.UnknownModelError as error:
         problems.append(f"ablation.base.model: {error}")
+    else:
+        variants = [("ablation.base.model_kwargs", base.get("model_kwargs") or {})]
+        variants += [(f"ablation.sweeps.{factor}[{index}] ({value})", variant_kwargs(base, factor, value))
+                     for factor in FACTORS for index, value in enumerate(config["ablation"]["sweeps"].get(factor, []))
+                     if factor != "batch_size"]
+        for where, kwargs in variants:
+            try:
+                zoo.check_kwargs(base["model"], kwargs, where=where, reserved=("num_classes",), num_classes=10)
+            except (zoo.ModelKwargsError, ValueError) as error:
+                problems.append(str(error))
+                break
+    launcher = config["training"].get("launcher", "python")
+    launcher_problem = check_launcher(launcher)
+    if launcher_problem:
+        problems.append(f"training.launcher: {launcher_problem}")
+    subset = config["data"].get("train_subset")
+    world = _processes(launcher) if not launcher_problem else 1
+    recipe_problems: dict[str, list[str]] = {}  # one line per problem, naming the keys it concerns
+    for key, recipe in _recipes(config):
+        if isinstance(recipe, ValueError):
+            recipe_problems.setdefault(str(recipe), []).append(key)
+        elif subset and (subset // world) // max(recipe.batch_size // world, 1) < 1:
+            recipe_problems.setdefault(f"data.train_subset: {subset} images are fewer than one batch of "
+                                       f"{recipe.batch_size}, so an epoch would train no step", []).append(key)
+    for problem, keys in recipe_problems.items():
+        shown = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+        problems.append(f"{problem} (batch_size of {shown})" if problem.startswith("data.") else f"{shown}: {problem}")
     experiments = config["experiments"]
     named = {f"experiments.{key}": value for key in ("sota", "depth_study", "table3", "imagenet_sota")
              for value in experiments.get(key, [])}

@@ -35,7 +35,8 @@ class _FirstSamples(torch.nn.Module):
         return self.model(x[: self.n])
 
 
-def _model(base: dict[str, Any], factor: str, value: int) -> torch.nn.Module:
+def variant_kwargs(base: dict[str, Any], factor: str, value: int) -> dict[str, Any]:
+    """The constructor arguments of one point of a sweep: the base's, with the swept factor set."""
     kwargs = dict(base.get("model_kwargs", {}))
     if factor == "width":
         kwargs["widths"] = tuple(value * 2**i for i in range(4))
@@ -43,7 +44,11 @@ def _model(base: dict[str, Any], factor: str, value: int) -> torch.nn.Module:
         kwargs["expand_ratio"] = value
     elif factor == "group_width":
         kwargs["group_width"] = value
-    return zoo.create(base["model"], num_classes=10, **kwargs).eval()
+    return kwargs
+
+
+def _model(base: dict[str, Any], factor: str, value: int) -> torch.nn.Module:
+    return zoo.create(base["model"], num_classes=10, **variant_kwargs(base, factor, value)).eval()
 
 
 def run(base: dict[str, Any], sweeps: dict[str, list[int]], speed: dict[str, Any], *, input_size: int,

@@ -18,11 +18,12 @@ import pandas as pd
 import torch
 
 from .. import zoo
-from ..atomic_io import write_csv_atomic
+from ..atomic_io import write_atomic, write_csv_atomic
 from ..measure import count_macs, count_params
 from ..stats import chance_top1, did_not_train, summarize_seeds
 from ..train import TrainConfig, train
 from ..train.checkpoint import CheckpointError, ModelSpec, load_training_checkpoint, plain_values
+from ..train.engine import read_metrics
 
 
 def train_run(run: dict[str, Any], *, dataset: str, data: dict[str, Any], training: dict[str, Any], profile: str,
@@ -36,8 +37,7 @@ def train_run(run: dict[str, Any], *, dataset: str, data: dict[str, Any], traini
     config = TrainConfig.from_mapping(run, training, data, dataset=dataset, output_dir=checkpoint_dir,
                                       profile=profile, seed=seed)
     train(config)
-    Path(metrics_csv).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(Path(checkpoint_dir) / "metrics.csv", metrics_csv)
+    write_atomic(metrics_csv, lambda tmp: shutil.copyfile(Path(checkpoint_dir) / "metrics.csv", tmp))
 
 
 def load_trained(run: dict[str, Any], checkpoint_dir: str | os.PathLike) -> torch.nn.Module:
@@ -45,7 +45,7 @@ def load_trained(run: dict[str, Any], checkpoint_dir: str | os.PathLike) -> torc
     checkpoint made with other model arguments than the run's config is refused."""
     path = Path(checkpoint_dir) / "checkpoint.pt"
     state = load_training_checkpoint(path, run["model"])
-    spec = ModelSpec.from_checkpoint(state)
+    spec = ModelSpec.from_checkpoint(state, path)
     if spec is None:
         raise CheckpointError(f"{path} does not record how to rebuild its model")
     wanted = {"model_kwargs": plain_values(run.get("model_kwargs", {})),
@@ -76,7 +76,10 @@ def summarize(metrics_files: list[str], runs: dict[str, dict[str, Any]], output:
         path = Path(metrics_file)
         seed_dir = path.parent
         run_name, dataset = seed_dir.parent.name, seed_dir.parent.parent.name
-        last = pd.read_csv(path).iloc[-1].to_dict()
+        metrics = read_metrics(path)
+        if metrics.empty:
+            raise ValueError(f"metrics file {path} has no rows")
+        last = metrics.iloc[-1].to_dict()
         per_seed.append({"run": run_name, "dataset_key": dataset, **last,
                          "did_not_train": did_not_train(float(last["top1"]), int(last["num_classes"]),
                                                         float(last["test_loss"]) if "test_loss" in last else None)})

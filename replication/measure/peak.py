@@ -34,21 +34,39 @@ def _sync(device: str):
     return torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
 
-def measured_matmul_peak(device: str = "cpu", dtype: str = "float32", size: int = 2048, repeats: int = 5) -> float:
-    """Best FLOP/s of ``size`` x ``size`` matmuls on ``device`` (synchronised on CUDA)."""
+def measured_matmul_peak(device: str = "cpu", dtype: str = "float32", size: int = 2048, repeats: int = 5,
+                         budget_s: float = 5.0) -> float:
+    """Best FLOP/s of ``size`` x ``size`` matmuls on ``device`` (synchronised on CUDA).
+
+    The measurement is kept within about ``budget_s`` seconds: a small matmul is timed first, and the
+    size is lowered where the full one would take longer (a CPU without native half-precision
+    arithmetic runs a float16 matmul of 2048 at a few GFLOP/s: minutes, in silence, otherwise)."""
     torch_dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
-    a = torch.randn(size, size, device=device, dtype=torch_dtype)
-    b = torch.randn(size, size, device=device, dtype=torch_dtype)
     sync = _sync(device)
-    a @ b
-    sync()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
+
+    def best_rate(n: int, times: int) -> tuple[float, float]:
+        a = torch.randn(n, n, device=device, dtype=torch_dtype)
+        b = torch.randn(n, n, device=device, dtype=torch_dtype)
         a @ b
         sync()
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best
+        best = float("inf")
+        for _ in range(times):
+            start = time.perf_counter()
+            a @ b
+            sync()
+            best = min(best, time.perf_counter() - start)
+        best = max(best, 1e-9)
+        return 2 * n**3 / best, best
+
+    first = probe = min(size, 256)
+    rate, seconds = best_rate(probe, 2)
+    while probe < size:  # the largest size whose repeats fit the budget, at the last size's speed
+        larger = min(size, probe * 2)
+        if seconds * (larger / probe) ** 3 * (repeats + 1) > budget_s:
+            break
+        probe = larger
+        rate, seconds = best_rate(probe, 1)
+    return rate if probe == first else best_rate(probe, repeats)[0]
 
 
 def measured_copy_bandwidth(device: str = "cpu", megabytes: int = 128, repeats: int = 5) -> float:

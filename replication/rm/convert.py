@@ -12,7 +12,7 @@ from torchvision.models.regnet import ResBottleneckBlock
 
 from . import readers
 from .blocks import DOWNSAMPLE_TYPES, DownsampleType, ResidualBranch, reserve_and_merge
-from .errors import RMConversionError
+from .errors import RMConversionError, UnsupportedModuleError
 from .primitives import exact_batchnorm_, exact_batchnorms_, fold_batchnorm, fuse_pointwise, is_pointwise
 from .registry import read_parts
 
@@ -39,6 +39,33 @@ def fuse_consecutive_pointwise(layers: list[nn.Module]) -> list[nn.Module]:
         else:
             fused.append(layer)
     return fused
+
+
+def refuse_hooks(model: nn.Module, root: str = "") -> None:
+    """Raise :class:`UnsupportedModuleError` naming the first module whose output is not what its type
+    computes: one with a forward hook or forward pre-hook, or with an instance-level ``forward``. The
+    readers read module types and weights, so such a module would convert silently wrong. Global
+    forward hooks (``register_module_forward_hook``) change every module, and are refused too.
+    Backward hooks change gradients only, and are not carried into the plain network."""
+    from torch.nn.modules import module as torch_module
+
+    for kind, registry in (("forward hook", torch_module._global_forward_hooks),
+                           ("forward pre-hook", torch_module._global_forward_pre_hooks)):
+        if registry:
+            raise RMConversionError(f"a global {kind} is registered (torch.nn.modules.module.register_module_"
+                                    f"{kind.replace(' ', '_').replace('-', '_')}): it changes every module's "
+                                    "output, which has no exact plain form; remove it before converting")
+    for name, module in model.named_modules():
+        path = ".".join(part for part in (root, name) if part)
+        if module._forward_hooks:
+            reason = f"it has {len(module._forward_hooks)} forward hook(s), which may change its output"
+        elif module._forward_pre_hooks:
+            reason = f"it has {len(module._forward_pre_hooks)} forward pre-hook(s), which may change its input"
+        elif "forward" in vars(module):
+            reason = "its forward is replaced on the instance, so its type no longer says what it computes"
+        else:
+            continue
+        raise UnsupportedModuleError(path, module, reason + "; remove it (handle.remove()) before converting")
 
 
 def _finish(layers: list[nn.Module], like: nn.Module | None, *, fuse_bn: bool, fuse_1x1: bool) -> nn.Sequential:
@@ -97,10 +124,12 @@ def convert(model: nn.Module, downsample: DownsampleType = "dirac", *, fuse_bn: 
         :class:`InputSizeError`, a size at which an average-pool shortcut would not be exact.
 
     Raises:
-        UnsupportedModuleError: a module has no exact conversion; the message names its path and type.
+        UnsupportedModuleError: a module has no exact conversion (or carries a forward hook, a forward
+            pre-hook or an instance-level ``forward``); the message names its path and type.
     """
     if downsample not in DOWNSAMPLE_TYPES:
         raise ValueError(f"downsample must be one of {DOWNSAMPLE_TYPES}, got {downsample!r}")
+    refuse_hooks(model)
     working = exact_batchnorms_(copy.deepcopy(model).eval())
     with _device_of(working):  # modules a reader (or timm's reparameterize) creates land beside the weights
         layers = [layer for part in read_parts(working, downsample, fuse_bn) for layer in part.build().layers]
@@ -129,6 +158,7 @@ def convert_block(block: nn.Module, downsample: DownsampleType = "dirac", *, fus
     ResNet and RegNet blocks assume a non-negative input (they follow a ReLU in these networks), as
     the paper does; InvertedResidual blocks accept any input.
     """
+    refuse_hooks(block, path)
     working = exact_batchnorms_(copy.deepcopy(block).eval(), path)
     with _device_of(working):
         if isinstance(working, InvertedResidual):

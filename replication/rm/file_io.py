@@ -6,8 +6,10 @@ The suite's results writers (:mod:`replication.atomic_io`) and checkpoint helper
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
+import re
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -16,7 +18,18 @@ from typing import Any
 
 import torch
 
-__all__ = ["CheckpointError", "check_target", "load_checkpoint", "save_atomic", "write_atomic"]
+__all__ = ["CheckpointError", "DiskFullError", "check_target", "load_checkpoint", "save_atomic", "write_atomic"]
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFullError(OSError):
+    """The disk (or the user's quota) filled up during an atomic write: the target is unchanged and no
+    temporary file is left."""
+
+    def __init__(self, message: str, code: int = errno.ENOSPC) -> None:
+        super().__init__(message)
+        self.errno = code
 
 
 def _umask() -> int:
@@ -39,22 +52,40 @@ def write_atomic(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
     one; a target that exists and is not a regular file is refused (:func:`check_target`)."""
     path = Path(path)
     check_target(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    tmp = Path(name)
+    tmp: Path | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(handle)
+        tmp = Path(name)
         write(tmp)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; results are meant to be shared
         os.replace(tmp, path)
+    except OSError as error:
+        if error.errno in _NO_SPACE and not isinstance(error, DiskFullError):
+            state = "it is unchanged" if path.exists() else "nothing was written"
+            raise DiskFullError(f"disk full: cannot write {path} ({os.strerror(error.errno)}); {state} and "
+                                "no partial file is left", error.errno) from None
+        raise
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
     return path
+
+
+def _torch_save(payload: Any, tmp: Path) -> None:
+    # Through a Python file object: torch's own file writer reports a full disk as "unexpected pos ...",
+    # a Python write raises OSError(ENOSPC), which write_atomic turns into DiskFullError.
+    with open(tmp, "wb") as handle:
+        torch.save(payload, handle)
 
 
 def save_atomic(payload: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` through the suite's atomic writer: a kill never leaves half a checkpoint."""
-    return write_atomic(path, lambda tmp: torch.save(payload, tmp))
+    return write_atomic(path, lambda tmp: _torch_save(payload, tmp))
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # torch's weights-only message has terminal bold codes
 
 
 class CheckpointError(ValueError):
@@ -80,6 +111,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        text = _ANSI.sub("", str(error)).strip()
+        first_line = text.splitlines()[0].strip() if text else type(error).__name__
         raise CheckpointError(f"checkpoint {path} cannot be read as weights (torch.load with "
                               f"weights_only=True failed: {first_line[:300]})") from None

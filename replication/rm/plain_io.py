@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .activations import ChannelwiseClamp
-from .file_io import load_checkpoint, save_atomic
+from .file_io import CheckpointError, load_checkpoint, save_atomic
 from .guards import SpatialSizeGuard
 from .reserved import ReservedBatchNorm2d
 
@@ -58,19 +58,52 @@ def _spec(layer: nn.Module) -> dict[str, Any]:
     raise TypeError(f"layer {type(layer).__name__} is not a plain-network layer")
 
 
-def _build(spec: dict[str, Any]) -> nn.Module:
+def _clamp(num_channels: int) -> nn.Module:
+    return ChannelwiseClamp(torch.zeros(num_channels), torch.zeros(num_channels))
+
+
+def _reserved_bn(num_features: int, reserved: list[int], **args: Any) -> nn.Module:
+    start, stop = reserved  # a span of two channel indices
+    return ReservedBatchNorm2d(num_features, (int(start), int(stop)), **args)
+
+
+# The layer types of this format and the fields :func:`_spec` writes for each: nothing else is built
+# from a file's contents (its ``type`` names a key here, never a class to look up).
+_LAYERS: dict[str, tuple[Any, tuple[str, ...]]] = {
+    "Conv2d": (nn.Conv2d, ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation",
+                           "groups", "bias")),
+    "Linear": (nn.Linear, ("in_features", "out_features", "bias")),
+    "BatchNorm2d": (nn.BatchNorm2d, ("num_features", "eps", "momentum", "affine")),
+    "ReservedBatchNorm2d": (_reserved_bn, ("num_features", "eps", "momentum", "affine", "reserved")),
+    "SpatialSizeGuard": (SpatialSizeGuard, ("multiple", "where")),
+    "PReLU": (nn.PReLU, ("num_parameters",)),
+    "ChannelwiseClamp": (_clamp, ("num_channels",)),
+    "MaxPool2d": (nn.MaxPool2d, ("kernel_size", "stride", "padding", "dilation", "ceil_mode")),
+    "AdaptiveAvgPool2d": (nn.AdaptiveAvgPool2d, ("output_size",)),
+    "Flatten": (nn.Flatten, ("start_dim",)),
+    "ReLU6": (lambda: nn.ReLU6(inplace=True), ()),
+    "ReLU": (lambda: nn.ReLU(inplace=True), ()),
+}
+
+
+def _build(spec: Any, index: int, path: str | os.PathLike) -> nn.Module:
+    where = f"{path}: layer {index}"
+    if not isinstance(spec, dict) or "type" not in spec:
+        raise CheckpointError(f"{where} is not a layer spec (a mapping with a 'type'): {str(spec)[:100]}")
     kind = spec["type"]
+    if not isinstance(kind, str) or kind not in _LAYERS:
+        raise CheckpointError(f"{where} has type {str(kind)[:100]!r}, which is not a layer of the {FORMAT} format "
+                              f"(it has: {', '.join(_LAYERS)})")
+    build, names = _LAYERS[kind]
     args = {k: v for k, v in spec.items() if k != "type"}
-    if kind == "ChannelwiseClamp":
-        n = args["num_channels"]
-        return ChannelwiseClamp(torch.zeros(n), torch.zeros(n))
-    if kind in ("ReLU", "ReLU6"):
-        return getattr(nn, kind)(inplace=True)
-    if kind == "ReservedBatchNorm2d":
-        return ReservedBatchNorm2d(args.pop("num_features"), tuple(args.pop("reserved")), **args)
-    if kind == "SpatialSizeGuard":
-        return SpatialSizeGuard(**args)
-    return getattr(nn, kind)(**args)
+    unknown = sorted(set(args) - set(names))
+    if unknown:
+        raise CheckpointError(f"{where} ({kind}) has field(s) the {FORMAT} format does not define: "
+                              f"{', '.join(map(str, unknown))}")
+    try:
+        return build(**args)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"{where} ({kind}) cannot be built from {args}: {error}") from None
 
 
 def save_plain(model: nn.Sequential, path: str | os.PathLike) -> Path:
@@ -84,7 +117,15 @@ def load_plain(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     """Rebuild a plain network written by :func:`save_plain` (``torch.load(weights_only=True)``)."""
     payload = load_checkpoint(path, map_location=map_location)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a plain network saved by replication ({FORMAT!r} format expected)")
-    model = nn.Sequential(*[_build(spec) for spec in payload["layers"]])
-    model.load_state_dict(payload["state_dict"])
+        raise CheckpointError(f"{path} is not a plain network saved by replication ({FORMAT!r} format expected)")
+    layers, state = payload.get("layers"), payload.get("state_dict")
+    if not isinstance(layers, list) or not isinstance(state, dict):
+        raise CheckpointError(f"{path}: a {FORMAT} file holds a list of 'layers' and a 'state_dict'")
+    model = nn.Sequential(*[_build(spec, index, path) for index, spec in enumerate(layers)])
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+        raise CheckpointError(f"{path}: the weights do not fit its layers ({'; '.join(lines[1:4]) or lines[0]})"
+                              ) from None
     return model.eval()

@@ -7,9 +7,11 @@ A checkpoint written by :func:`replication.train.train` describes itself: its ``
 
 from __future__ import annotations
 
+import numbers
 import os
 import random
-from dataclasses import asdict, dataclass, field
+import warnings
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 import torch
@@ -19,6 +21,27 @@ from .. import zoo
 from ..data.specs import dataset_spec
 from ..prune import add_shortcut_batchnorms_
 from ..rm.file_io import CheckpointError, load_checkpoint, save_atomic  # noqa: F401  (save_atomic re-exported)
+
+
+class NewerCheckpointWarning(UserWarning):
+    """A checkpoint holds fields this version of the suite does not know (written by a newer one)."""
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+# ModelSpec field -> (what a valid value is, the check)
+_SPEC_FIELDS: dict[str, tuple[str, Any]] = {
+    "model": ("a model name (a non-empty string)", lambda v: isinstance(v, str) and bool(v.strip())),
+    "num_classes": ("a positive integer", _positive_int),
+    "in_chans": ("a positive integer", _positive_int),
+    "model_kwargs": ("a mapping of constructor arguments", lambda v: isinstance(v, dict)
+                     and all(isinstance(k, str) for k in v)),
+    "shortcut_batchnorms": ("true or false", lambda v: isinstance(v, bool)),
+    "dataset": ("a dataset name or null", lambda v: v is None or isinstance(v, str)),
+    "image_size": ("a positive integer or null", lambda v: v is None or _positive_int(v)),
+}
 
 
 def rng_state() -> dict[str, Any]:
@@ -42,8 +65,13 @@ def plain_values(value: Any) -> Any:
         return {str(k): plain_values(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [plain_values(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
+    if value is None or type(value) in (bool, int, float, str):
         return value
+    if isinstance(value, numbers.Number) and hasattr(value, "item"):
+        return value.item()  # a numpy scalar (a pandas row's value): its Python number
+    for kind in (bool, int, float):  # subclasses (an IntEnum): the plain value
+        if isinstance(value, kind):
+            return kind(value)
     return str(value)
 
 
@@ -75,7 +103,28 @@ class ModelSpec:
         return plain_values(asdict(self))
 
     @classmethod
-    def from_checkpoint(cls, payload: Any) -> ModelSpec | None:
+    def from_dict(cls, entry: dict[str, Any], path: str | os.PathLike = "<checkpoint>") -> ModelSpec:
+        """The spec of a checkpoint's ``model_spec`` entry. A missing or invalid field is a
+        :class:`CheckpointError` naming it; fields this version does not know (a checkpoint of a newer
+        version of the suite) are ignored with a :class:`NewerCheckpointWarning` naming them."""
+        known = {f.name for f in fields(cls)}
+        required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
+        missing = [name for name in required if name not in entry]
+        if missing:
+            raise CheckpointError(f"checkpoint {path}: model_spec lacks {', '.join(missing)}")
+        bad = [f"{name}={entry[name]!r} (expected {_SPEC_FIELDS[name][0]})" for name in _SPEC_FIELDS
+               if name in entry and not _SPEC_FIELDS[name][1](entry[name])]
+        if bad:
+            raise CheckpointError(f"checkpoint {path}: invalid model_spec field(s): {'; '.join(bad)}")
+        extra = sorted(str(key) for key in entry if key not in known)
+        if extra:
+            warnings.warn(f"checkpoint {path}: model_spec has field(s) this version of the suite does not know "
+                          f"(written by a newer version?), ignored: {', '.join(extra)}", NewerCheckpointWarning,
+                          stacklevel=2)
+        return cls(**{key: value for key, value in entry.items() if key in known})
+
+    @classmethod
+    def from_checkpoint(cls, payload: Any, path: str | os.PathLike = "<checkpoint>") -> ModelSpec | None:
         """The spec a checkpoint records; for checkpoints of this suite written before specs were
         recorded, the spec rebuilt from their run config (class count from the dataset, input channels
         from the first conv's weight). None for anything else (a bare state_dict, another tool's file,
@@ -83,7 +132,10 @@ class ModelSpec:
         if not isinstance(payload, dict):
             return None
         if isinstance(payload.get("model_spec"), dict):
-            return cls(**payload["model_spec"])
+            return cls.from_dict(payload["model_spec"], path)
+        if payload.get("model_spec") is not None:
+            raise CheckpointError(f"checkpoint {path}: model_spec is a {type(payload['model_spec']).__name__}, "
+                                  "not a mapping of fields")
         config, state = payload.get("config"), payload.get("model")
         if "model_spec" in payload or not isinstance(config, dict) or not isinstance(state, dict) \
                 or not payload.get("model_name"):

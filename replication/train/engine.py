@@ -5,9 +5,12 @@ the global batch is split evenly across processes and the data order comes from 
 seeded by (seed, epoch), so N processes see the same global batches as one. On GPUs BatchNorm is
 synchronised (SyncBatchNorm), making N processes equal to one up to reduction order; on CPUs (gloo)
 SyncBatchNorm is unavailable, so each process normalises its own shard and BN models differ slightly.
-Rank 0 evaluates, writes ``metrics.csv`` (one row per epoch, atomically) and
-``checkpoint.pt`` (atomically, every epoch). A killed run restarted with the same output folder resumes
-after its last finished epoch with the same model, optimizer, scheduler and RNG state.
+Rank 0 evaluates, writes ``checkpoint.pt`` (atomically, every epoch) and then ``metrics.csv`` (one row
+per epoch, atomically). The checkpoint is the commit: it holds the run's metrics history, and
+``metrics.csv`` is rewritten from it, so the two never disagree for long and a lost or damaged
+``metrics.csv`` is rebuilt on the next start. A killed run restarted with the same output folder resumes
+after its last finished epoch with the same model, optimizer, scheduler and RNG state. One process owns
+a run folder at a time (a lock on ``<output_dir>/.lock``, which the system releases when the process ends).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import sys
 import time
 import warnings
 from collections.abc import Mapping, Sized
@@ -30,9 +34,11 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
 from .. import zoo
-from ..atomic_io import append_rows_atomic, write_csv_atomic
+from ..atomic_io import write_csv_atomic
 from ..data import DataConfig, build_datasets
+from ..devices import check_device
 from ..measure.throughput import device_name
+from ..provenance import provenance
 from ..prune import add_shortcut_batchnorms_
 from .checkpoint import (
     CheckpointError,
@@ -44,6 +50,82 @@ from .checkpoint import (
     save_atomic,
 )
 from .presets import Preset, get_preset
+
+try:
+    import fcntl
+except ImportError:  # not on POSIX: runs are not locked
+    fcntl = None  # type: ignore[assignment]
+
+
+class RunLockedError(ValueError):
+    """Another process is training in the same output folder."""
+
+
+class MetricsFileError(ValueError):
+    """A ``metrics.csv`` that cannot be read as a run's metrics (empty, no ``epoch`` column, not CSV)."""
+
+
+class MissingHistoryWarning(UserWarning):
+    """A resumed run's metrics history lacks epochs that cannot be restored."""
+
+
+class RunLock:
+    """An exclusive ``flock`` on ``<folder>/.lock`` for the life of a run. The kernel drops it when the
+    process ends, however it ends, so a crashed run never leaves its folder locked."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / ".lock"
+        self._handle = open(self.path, "a+")  # noqa: SIM115  (held until release())
+        if fcntl is None:
+            return
+        try:
+            fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._handle.seek(0)
+            holder = self._handle.read().strip()
+            self._handle.close()
+            who = f" (pid {holder})" if holder else ""
+            raise RunLockedError(f"{folder} is in use by another training process{who}: two runs in one folder "
+                                 "would mix their epochs. Wait for it to end, or use another output folder") from None
+        self._handle.seek(0)
+        self._handle.truncate()
+        self._handle.write(f"{os.getpid()}\n")
+        self._handle.flush()
+
+    def release(self) -> None:
+        if not self._handle.closed:
+            self._handle.close()  # closing the file drops the flock
+
+
+def read_metrics(path: str | os.PathLike) -> pd.DataFrame:
+    """A run's ``metrics.csv``; an empty file, one without an ``epoch`` column or one that is not a CSV is
+    a :class:`MetricsFileError` naming the file."""
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise MetricsFileError(f"metrics file {path} is empty (0 bytes)")
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise MetricsFileError(f"metrics file {path} cannot be read as CSV ({first})") from None
+    if "epoch" not in frame.columns:
+        raise MetricsFileError(f"metrics file {path} has no 'epoch' column (columns: "
+                               f"{', '.join(map(str, frame.columns[:8])) or 'none'})")
+    if not pd.api.types.is_numeric_dtype(frame["epoch"]) or frame["epoch"].isna().any():
+        raise MetricsFileError(f"metrics file {path}: its 'epoch' column holds values that are not epoch numbers")
+    return frame
+
+
+def _epoch_ranges(epochs: list[int]) -> str:
+    """[1, 2, 3, 5] -> '1-3, 5'."""
+    parts: list[str] = []
+    for epoch in sorted(epochs):
+        if parts and epoch == int(parts[-1].rpartition("-")[2]) + 1:
+            parts[-1] = f"{parts[-1].partition('-')[0]}-{epoch}"
+        else:
+            parts.append(str(epoch))
+    return ", ".join(parts)
 
 
 @dataclass
@@ -203,6 +285,8 @@ class TrainingRun:
     checkpoint_path: Path
     metrics_path: Path
     start_epoch: int                 # 0, or the epoch after the last checkpointed one
+    history: list[dict[str, Any]] = field(default_factory=list)  # the metrics rows of the committed epochs
+    lock: RunLock | None = None      # rank 0's hold on the output folder
 
     @property
     def is_main(self) -> bool:
@@ -236,14 +320,22 @@ def train(config: TrainConfig, model: nn.Module | None = None) -> dict[str, Any]
     """
     run = setup_training(config, model)
     last: dict[str, Any] = {}
-    for epoch in range(run.start_epoch, run.recipe.epochs):
-        stats = train_one_epoch(run, epoch)
-        if run.is_main:
-            last = save_epoch(run, epoch, stats)
-        if run.world > 1:
-            dist.barrier()
-    if not last and run.is_main and run.metrics_path.exists():
-        last = pd.read_csv(run.metrics_path).iloc[-1].to_dict()  # already finished: report the last row
+    try:
+        for epoch in range(run.start_epoch, run.recipe.epochs):
+            stats = train_one_epoch(run, epoch)
+            if run.is_main:
+                last = save_epoch(run, epoch, stats)
+            if run.world > 1:
+                dist.barrier()
+    finally:
+        if run.lock is not None:
+            run.lock.release()
+    if not last and run.is_main:
+        if not run.history:  # only a checkpoint of an earlier version whose metrics.csv is gone
+            raise MetricsFileError(f"{run.checkpoint_path} holds a finished run of {run.start_epoch} epoch(s), but "
+                                   f"its metrics are lost ({run.metrics_path} is missing and the checkpoint predates "
+                                   "recorded histories): start over with --no-resume (resume=False)")
+        last = dict(run.history[-1])  # already finished: report the last row
     return last
 
 
@@ -255,7 +347,9 @@ def setup_training(config: TrainConfig, model: nn.Module | None = None) -> Train
     if recipe.batch_size % world:
         raise ValueError(f"global batch {recipe.batch_size} does not split evenly over {world} processes")
     seed_everything(config.seed)
+    check_device(config.device)
     train_set, test_set, info = build_datasets(config.data)
+    _check_steps(len(cast(Sized, train_set)), recipe.batch_size, world, config)
     device = config.device
     if device.startswith("cuda") and world > 1:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
@@ -281,27 +375,14 @@ def setup_training(config: TrainConfig, model: nn.Module | None = None) -> Train
 
     out = Path(config.output_dir)
     checkpoint_path, metrics_path = out / "checkpoint.pt", out / "metrics.csv"
-    start_epoch = 0
-    if config.resume and checkpoint_path.exists():
-        state = _resume_state(checkpoint_path, config.model)
-        extended = _check_resume(state.get("config", {}), config, checkpoint_path)
-        _load_resumed_weights(model, state["model"], checkpoint_path)
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        restore_rng_state(state["rng"])
-        start_epoch = state["epoch"] + 1
-        if extended:  # a longer run: the schedule of the new length, advanced to where the run stands
-            for group in optimizer.param_groups:
-                group["lr"] = group["initial_lr"]
-            scheduler = _scheduler(optimizer, recipe)
-            with warnings.catch_warnings():  # fast-forwarding a schedule, not skipping an optimizer step
-                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
-                for _ in range(start_epoch):
-                    scheduler.step()
-        else:
-            scheduler.load_state_dict(state["scheduler"])
-    if is_main:
-        _keep_committed_metrics(metrics_path, start_epoch)
+    lock = RunLock(out) if is_main else None  # before anything in the folder is read or written
+    try:
+        start_epoch, history, scheduler = _resume(config, recipe, model, optimizer, scheduler, scaler, checkpoint_path,
+                                                  metrics_path, is_main)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
     ddp_model = nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
     sampler: DistributedSampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True,
@@ -323,7 +404,59 @@ def setup_training(config: TrainConfig, model: nn.Module | None = None) -> Train
                        ddp_model=ddp_model, spec=spec, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
                        sampler=sampler, loader=loader, test_loader=test_loader, criterion=criterion,
                        context=context, checkpoint_path=checkpoint_path, metrics_path=metrics_path,
-                       start_epoch=start_epoch)
+                       start_epoch=start_epoch, history=history, lock=lock)
+
+
+def _check_steps(samples: int, batch_size: int, world: int, config: TrainConfig) -> None:
+    """An epoch must train at least one step: the loader drops the last incomplete batch, so a training
+    set smaller than one batch would write finished epochs that never trained (checked before anything
+    is written)."""
+    steps = (samples // world) // (batch_size // world)
+    if config.max_steps_per_epoch is not None:
+        steps = min(steps, config.max_steps_per_epoch)
+    if steps >= 1:
+        return
+    if config.max_steps_per_epoch is not None and config.max_steps_per_epoch < 1:
+        raise ValueError(f"max_steps_per_epoch is {config.max_steps_per_epoch}: an epoch would train no step")
+    subset = f" (train_subset {config.data.train_subset})" if config.data.train_subset else ""
+    raise ValueError(f"an epoch would train no step: the training set has {samples} images{subset}, fewer than "
+                     f"one batch of {batch_size} (batch_size; the last incomplete batch is dropped"
+                     f"{f', over {world} processes' if world > 1 else ''}). Use a train_subset of at least "
+                     f"{batch_size} or a smaller batch_size")
+
+
+Scheduler = torch.optim.lr_scheduler.LRScheduler
+
+
+def _resume(config: TrainConfig, recipe: Preset, model: nn.Module, optimizer: torch.optim.Optimizer,
+            scheduler: Scheduler, scaler: torch.amp.GradScaler, checkpoint_path: Path, metrics_path: Path,
+            is_main: bool) -> tuple[int, list[dict[str, Any]], Scheduler]:
+    """(first epoch to train, metrics history of the committed epochs, scheduler), restoring the run's
+    state from its checkpoint when resuming. Nothing on disk changes for a fresh start (--no-resume
+    included): the old run stays whole until the new run's first epoch is committed."""
+    if not (config.resume and checkpoint_path.exists()):
+        return 0, [], scheduler
+    state = _resume_state(checkpoint_path, config.model)
+    extended = _check_resume(state.get("config", {}), config, checkpoint_path)
+    _load_resumed_weights(model, state["model"], checkpoint_path)
+    optimizer.load_state_dict(state["optimizer"])
+    scaler.load_state_dict(state["scaler"])
+    restore_rng_state(state["rng"])
+    start_epoch = state["epoch"] + 1
+    if extended:  # a longer run: the schedule of the new length, advanced to where the run stands
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"]
+        scheduler = _scheduler(optimizer, recipe)
+        with warnings.catch_warnings():  # fast-forwarding a schedule, not skipping an optimizer step
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
+            for _ in range(start_epoch):
+                scheduler.step()
+    else:
+        scheduler.load_state_dict(state["scheduler"])
+    history: list[dict[str, Any]] = []
+    if is_main:
+        history = _committed_history(state, start_epoch, checkpoint_path, metrics_path)
+    return start_epoch, history, scheduler
 
 
 def train_one_epoch(run: TrainingRun, epoch: int) -> EpochStats:
@@ -375,8 +508,10 @@ def train_one_epoch(run: TrainingRun, epoch: int) -> EpochStats:
 
 
 def save_epoch(run: TrainingRun, epoch: int, stats: EpochStats) -> dict[str, Any]:
-    """Rank 0's end of an epoch: evaluate, append the metrics row, then write the checkpoint (both
-    atomically, in that order: a kill between them is resolved on resume). Returns the row."""
+    """Rank 0's end of an epoch: evaluate, write the checkpoint with the run's metrics history (the
+    commit), then ``metrics.csv`` from that history, both atomically. A kill or a full disk before the
+    commit leaves the previous epoch's checkpoint and metrics; one after it leaves a ``metrics.csv`` one
+    row behind, which the next start rebuilds from the checkpoint. Returns the row."""
     config = run.config
     metrics = evaluate(run.model, run.test_loader, run.device, channels_last=run.channels_last, amp=config.amp)
     seen, seconds = stats.seen, stats.seconds
@@ -384,14 +519,18 @@ def save_epoch(run: TrainingRun, epoch: int, stats: EpochStats) -> dict[str, Any
            "train_top1": 100.0 * stats.correct / max(seen, 1), "test_loss": metrics["loss"],
            "top1": metrics["top1"], "top5": metrics["top5"], "seconds": seconds,
            "train_images_per_sec": seen / seconds}
-    append_rows_atomic([row], run.metrics_path)
-    print(f"{config.model} epoch {epoch + 1}/{run.recipe.epochs}: train loss {row['train_loss']:.4f}, "
-          f"test top-1 {row['top1']:.2f} %, {seconds:.1f} s", flush=True)
+    row = _plain({**row, **{key: value for key, value in provenance().items() if key not in row}})
+    history = [*run.history, row]
     save_atomic({"model_name": config.model, "model_spec": run.spec.as_dict() if run.spec else None,
                  "epoch": epoch, "model": run.model.state_dict(),
                  "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
-                 "scaler": run.scaler.state_dict(), "rng": rng_state(), "config": _plain(asdict(config))},
+                 "scaler": run.scaler.state_dict(), "rng": rng_state(), "config": _plain(asdict(config)),
+                 "history": history},
                 run.checkpoint_path)
+    run.history = history
+    write_csv_atomic(pd.DataFrame.from_records(history), run.metrics_path)
+    print(f"{config.model} epoch {epoch + 1}/{run.recipe.epochs}: train loss {row['train_loss']:.4f}, "
+          f"test top-1 {row['top1']:.2f} %, {seconds:.1f} s", flush=True)
     return row
 
 
@@ -454,18 +593,46 @@ def _check_resume(saved: dict[str, Any], config: TrainConfig, path: Path) -> boo
                               f"\nUse another output folder, or start over (resume=False / --no-resume).{hint}")
 
 
-def _keep_committed_metrics(metrics_path: Path, finished_epochs: int) -> None:
-    """Make ``metrics.csv`` agree with the checkpoint: keep the rows of the epochs it holds, drop the
-    rest. The metrics row is written just before the checkpoint, so a kill between the two (or a
-    fresh start in a used folder, or a checkpoint lost) would otherwise leave rows that the run
-    then writes again."""
-    if not metrics_path.exists():
-        return
-    if finished_epochs == 0:
-        metrics_path.unlink()
-        return
+def _committed_history(state: dict[str, Any], finished_epochs: int, checkpoint_path: Path,
+                       metrics_path: Path) -> list[dict[str, Any]]:
+    """The metrics rows of the checkpoint's epochs, with ``metrics.csv`` brought in line with them.
 
-    metrics = pd.read_csv(metrics_path)
-    committed = metrics[metrics["epoch"] <= finished_epochs]
-    if len(committed) != len(metrics):
-        write_csv_atomic(committed, metrics_path)
+    A checkpoint holds its run's history: ``metrics.csv`` is rewritten from it whenever the file is
+    missing, unreadable, or holds other epochs (a kill between the commit and the metrics write, a
+    deleted or damaged file). A checkpoint written before histories were recorded keeps the rows of
+    ``metrics.csv`` up to its epoch; epochs missing there are lost, and the run says which."""
+    recorded = state.get("history")
+    if isinstance(recorded, list) and all(isinstance(row, dict) for row in recorded):
+        history = [dict(row) for row in recorded]
+        expected = [int(row["epoch"]) for row in history]
+        try:
+            current = read_metrics(metrics_path)["epoch"].astype(int).tolist() if metrics_path.exists() else None
+        except MetricsFileError as error:
+            _warn(f"{error}; rebuilt from the history in {checkpoint_path}")
+            current = None
+        if current != expected:
+            write_csv_atomic(pd.DataFrame.from_records(history), metrics_path, provenance=False)
+        return history
+    # A checkpoint of an earlier version of the suite: metrics.csv is the only record of its history.
+    frame = None
+    if metrics_path.exists():
+        try:
+            frame = read_metrics(metrics_path)
+        except MetricsFileError as error:
+            raise MetricsFileError(f"cannot resume: {error}. {checkpoint_path} predates recorded histories, so "
+                                   f"it cannot be rebuilt: delete {metrics_path} to resume without the history of "
+                                   "the finished epochs, or start over with --no-resume") from None
+    committed = frame[frame["epoch"] <= finished_epochs] if frame is not None else pd.DataFrame({"epoch": []})
+    if frame is not None and len(committed) != len(frame):
+        write_csv_atomic(committed, metrics_path, provenance=False)
+    missing = sorted(set(range(1, finished_epochs + 1)) - set(committed["epoch"].astype(int)))
+    if missing:
+        _warn(f"{metrics_path} lacks the rows of epoch(s) {_epoch_ranges(missing)} of the run in {checkpoint_path}, "
+              "which predates recorded histories: they cannot be restored, and the file will hold the other "
+              "epochs only")
+    return [_plain(row) for row in committed.to_dict(orient="records")]
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, MissingHistoryWarning, stacklevel=3)
+    sys.stderr.flush()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -28,8 +29,12 @@ class Preset:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"training recipe: {name} must be a positive integer, got {value!r}")
-        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not self.lr >= 0:
-            raise ValueError(f"training recipe: lr must be a number >= 0, got {self.lr!r}")
+        for name in ("lr", "momentum", "weight_decay"):
+            value = getattr(self, name)
+            # NaN fails `>= 0`, inf fails isfinite: either would train to NaN weights
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 \
+                    or not math.isfinite(value):
+                raise ValueError(f"training recipe: {name} must be a finite number >= 0, got {value!r}")
 
 
 PRESETS: dict[str, Preset] = {

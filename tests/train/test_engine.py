@@ -65,8 +65,8 @@ def test_killed_run_resumes_at_the_right_epoch_with_identical_state(fashion_root
 
 
 def test_kill_between_metrics_and_checkpoint_leaves_each_epoch_once(fashion_root, tmp_path, monkeypatch):
-    """The metrics row of an epoch is written just before its checkpoint; a kill in between must not
-    leave that epoch's row twice after the resume."""
+    """The checkpoint is the commit and the metrics row follows it: a kill while the checkpoint of
+    epoch 2 is written leaves no row of epoch 2, and after the resume every epoch appears once."""
     import replication.train.engine as engine
 
     real_save = engine.save_atomic
@@ -81,7 +81,7 @@ def test_kill_between_metrics_and_checkpoint_leaves_each_epoch_once(fashion_root
     monkeypatch.setattr(engine, "save_atomic", dies_saving_epoch_two)
     with pytest.raises(KeyboardInterrupt):
         train(_config(fashion_root, tmp_path))
-    assert list(pd.read_csv(tmp_path / "run" / "metrics.csv")["epoch"]) == [1, 2]
+    assert list(pd.read_csv(tmp_path / "run" / "metrics.csv")["epoch"]) == [1]  # no row without its checkpoint
     monkeypatch.setattr(engine, "save_atomic", real_save)
     train(_config(fashion_root, tmp_path))
     assert list(pd.read_csv(tmp_path / "run" / "metrics.csv")["epoch"]) == [1, 2, 3]

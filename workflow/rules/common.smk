@@ -22,7 +22,7 @@ PYTHON = shlex.quote(sys.executable)  # the interpreter running this workflow, n
 STEP = f"{PYTHON} -m replication.workflow_steps"
 
 
-wildcard_constraints:
+wildcard_constraints:  # run / base: replication.workflow_steps.RUN_NAME, which check_config applies to run names
     dataset="[a-z0-9_]+",
     run="[A-Za-z0-9_]+",
     base="[A-Za-z0-9_]+",
@@ -123,13 +123,15 @@ def training_payload(wildcards):
 
 
 def launcher():
-    """This workflow's interpreter, or torchrun through it (training.launcher: 'torchrun --nproc_per_node 4')."""
-    configured = config["training"].get("launcher", "python")
-    if configured == "python":
+    """This workflow's interpreter, or torchrun through it (training.launcher: 'torchrun --nproc_per_node 4').
+    check_config has vetted the value (python, or torchrun with options torchrun accepts); anything else
+    never reaches a shell command."""
+    words = str(config["training"].get("launcher", "python")).split()
+    if words == ["python"]:
         return PYTHON
-    if configured.startswith("torchrun"):
-        return f"{PYTHON} -m torch.distributed.run{configured[len('torchrun'):]}"
-    return configured
+    if words[:1] == ["torchrun"]:
+        return " ".join([PYTHON, "-m", "torch.distributed.run", *map(shlex.quote, words[1:])])
+    raise WorkflowError(f"training.launcher: {config['training'].get('launcher')!r} is not python or torchrun")
 
 
 def finetune_bases(dataset):
