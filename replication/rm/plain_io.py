@@ -8,6 +8,7 @@ reserved span (a buffer), so a loaded model is ready for ``replication.train.fin
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ import torch
 from torch import nn
 
 from .activations import ChannelwiseClamp
-from .file_io import load_checkpoint, save_atomic
+from .features import PlainFeatures
+from .file_io import load_checkpoint, save_atomic, write_atomic
 from .guards import SpatialSizeGuard
 from .reserved import ReservedBatchNorm2d
 
@@ -73,18 +75,70 @@ def _build(spec: dict[str, Any]) -> nn.Module:
     return getattr(nn, kind)(**args)
 
 
+def layer_spec(model: nn.Sequential) -> dict[str, Any]:
+    """The architecture of a plain network as plain data: ``format``, ``layers`` (one dict per layer) and,
+    for a feature extractor (:class:`PlainFeatures`), ``taps``."""
+    spec: dict[str, Any] = {"format": FORMAT, "layers": [_spec(layer) for layer in model]}
+    if isinstance(model, PlainFeatures):
+        spec["taps"] = list(model.taps)
+    return spec
+
+
+def build_plain(spec: dict[str, Any]) -> nn.Sequential:
+    """An untrained plain network from :func:`layer_spec`'s description (load its weights next)."""
+    if spec.get("format") != FORMAT:
+        raise ValueError(f"not a plain network description ({FORMAT!r} format expected)")
+    layers = [_build(layer) for layer in spec["layers"]]
+    return PlainFeatures(layers, spec["taps"]) if spec.get("taps") else nn.Sequential(*layers)
+
+
+def _tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
 def save_plain(model: nn.Sequential, path: str | os.PathLike) -> Path:
-    """Write ``model`` (a converted plain network) atomically to ``path``."""
-    payload = {"format": FORMAT, "layers": [_spec(layer) for layer in model],
-               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
-    return save_atomic(payload, path)
+    """Write ``model`` (a converted plain network) atomically to ``path``: its layer spec and state_dict in
+    one ``torch.save`` file (``.pt``), or, for a ``.safetensors`` path, the weights as safetensors with the
+    layer spec as JSON in the file's metadata (``rmnet_layers``)."""
+    if Path(path).suffix == ".safetensors":
+        from safetensors.torch import save_file  # timm's dependency
+
+        metadata = {"format": FORMAT, "rmnet_layers": json.dumps(layer_spec(model))}
+        return write_atomic(path, lambda tmp: save_file(_tensors(model), str(tmp), metadata=metadata))
+    return save_atomic({**layer_spec(model), "state_dict": _tensors(model)}, path)
 
 
 def load_plain(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Sequential:
-    """Rebuild a plain network written by :func:`save_plain` (``torch.load(weights_only=True)``)."""
-    payload = load_checkpoint(path, map_location=map_location)
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a plain network saved by replication ({FORMAT!r} format expected)")
-    model = nn.Sequential(*[_build(spec) for spec in payload["layers"]])
-    model.load_state_dict(payload["state_dict"])
+    """Rebuild a plain network written by :func:`save_plain` (``torch.load(weights_only=True)``, or
+    safetensors for a ``.safetensors`` file)."""
+    if _is_safetensors(path):
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt", device=str(map_location)) as handle:
+            metadata = handle.metadata() or {}
+            state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (not a dict)
+        if metadata.get("format") != FORMAT or "rmnet_layers" not in metadata:
+            raise ValueError(f"{path} is a safetensors file without a plain network's layer spec "
+                             f"({FORMAT!r} metadata expected)")
+        spec = json.loads(metadata["rmnet_layers"])
+    else:
+        payload = load_checkpoint(path, map_location=map_location)
+        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+            raise ValueError(f"{path} is not a plain network saved by replication ({FORMAT!r} format expected)")
+        spec, state = payload, payload["state_dict"]
+    model = build_plain(spec)
+    dtype = next((v.dtype for v in state.values() if v.is_floating_point()), None)
+    if dtype is not None:  # the weights' own precision: load_state_dict would cast them to the model's
+        model = model.to(dtype)
+    model.load_state_dict(state)
     return model.eval()
+
+
+def _is_safetensors(path: str | os.PathLike) -> bool:
+    """A safetensors file starts with an 8-byte header length and then a JSON object."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(9)
+    except OSError:
+        return False
+    return len(head) == 9 and head[8:9] == b"{"
