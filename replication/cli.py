@@ -21,7 +21,6 @@ from .measure import count_macs, count_params, layer_summary
 from .measure.cost_model import load_devices, predict_time
 from .measure.throughput import ThroughputConfig, ThroughputError
 from .rm import DOWNSAMPLE_TYPES, RMConversionError
-from .rm.plain_io import save_plain
 from .testing import randomize_batchnorm_
 from .zoo import UnknownModelError
 
@@ -476,7 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_HelpFormatter)
     speed.add_argument("--model", nargs="+",
                        help="a model name or file to time (see above); or paper rows (registry or backbone names)")
-    speed.add_argument("--compare", metavar="OTHER", help="a second model or file: print the paired ratio MODEL / OTHER")
+    speed.add_argument("--compare", metavar="OTHER",
+                       help="a second model or file: print the paired ratio MODEL / OTHER")
     speed.add_argument("--compare-rm", action="store_true",
                        help="compare the model with its own RM form: print the ratio RM form / model")
     speed.add_argument("--arch", help="architecture of a --model file that is a bare state_dict")

@@ -21,7 +21,8 @@ from .reserved import ReservedBatchNorm2d
 from .verify import max_error
 
 __all__ = [
-    "DOWNSAMPLE_TYPES", "Built", "ChannelwiseClamp", "ConvBN", "DownsampleType", "InputSizeError", "Part", "PlainFeatures",
+    "DOWNSAMPLE_TYPES", "Built", "ChannelwiseClamp", "ConvBN", "DownsampleType", "InputSizeError", "Part",
+    "PlainFeatures",
     "RMConversionError", "ReservedBatchNorm2d", "ResidualBranch", "SpatialSizeGuard", "UnsupportedModuleError",
     "convert", "convert_block", "convert_branch", "dirac_filters", "find_reader", "fold_batchnorms",
     "fuse_consecutive_pointwise", "fuse_pointwise", "identity_batchnorm", "max_error", "pad_kernel",

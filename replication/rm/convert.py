@@ -82,7 +82,8 @@ def convert(model: nn.Module, downsample: DownsampleType = "dirac", *, fuse_bn: 
         model: a torchvision ResNet / ResNeXt / Wide ResNet / RegNetX / MobileNetV2, a timm ResNet (incl.
             ResNet-D) / RegNetX / RepVGG / EfficientNet-class model without squeeze-excitation and with ReLU
             or ReLU6 (``mobilenetv2_*``, ``efficientnet_lite*``, ``mnasnet_*``, ``spnasnet_100``,
-            ``fbnetc_100``, ``mobilenetv1_*``), either as built with ``features_only=True``, or a model whose family registered a reader
+            ``fbnetc_100``, ``mobilenetv1_*``), either as built with ``features_only=True``, or a model
+            whose family registered a reader
             (:func:`replication.rm.register_reader`, as :mod:`replication.models` does). It is deep-copied
             and never modified;
             a model in training mode is converted from its eval-mode behaviour (BN running statistics).

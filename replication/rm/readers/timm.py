@@ -175,7 +175,8 @@ def _efficientnet_chain(block: nn.Module, path: str) -> nn.Sequential:
 
 def _is_efficientnet_block(module: nn.Module) -> bool:
     # exact classes only: CondConvResidual subclasses InvertedResidual with per-sample kernels
-    return type(module).__module__ == "timm.models._efficientnet_blocks" and type(module).__name__ in _EFFICIENTNET_CHAINS
+    kind = type(module)
+    return kind.__module__ == "timm.models._efficientnet_blocks" and kind.__name__ in _EFFICIENTNET_CHAINS
 
 
 def efficientnet_block_part(block: nn.Module, path: str, downsample: DownsampleType, fuse_bn: bool) -> Part:
