@@ -96,7 +96,7 @@ if verdicts is not None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [1, 1.6]})
     verdicts["verdict"].value_counts().sort_values().plot.barh(ax=left, color="tab:blue")
     left.set(xlabel="claims", title=f"verdicts, profile {PROFILE}")
-    speed = verdicts[verdicts["id"].str.contains("speed|faster") & verdicts["effect"].notna()]
+    speed = verdicts[verdicts["id"].str.contains(r"^table.*(?:speed|faster)") & verdicts["effect"].notna()]
     if len(speed):
         y = range(len(speed))
         right.errorbar(speed["effect"], y, xerr=[speed["effect"] - speed["ci_low"], speed["ci_high"] - speed["effect"]],
