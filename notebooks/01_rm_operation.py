@@ -70,6 +70,29 @@ for scheme in ("dirac", "prelu"):
     print(plain)
 
 # %% [markdown]
+# ### What the converted block looks like
+# The weights of the type-2 block's two convs, as |W| summed over each 3x3 kernel (rows: output
+# channels, columns: input channels). The first conv (left) computes the block's C -> 2C channels
+# above the line and copies its C inputs below it (Dirac filters: one tap each); the second conv (right)
+# reads the 2C computed channels and, right of the line, merges the reserved channels through the
+# padded 1x1 projection of the shortcut.
+
+# %%
+import matplotlib.pyplot as plt
+
+plain = rm.convert_block(block, "dirac")
+convs = [m for m in plain if isinstance(m, nn.Conv2d)]
+fig, axes = plt.subplots(1, 2, figsize=(9, 4.5))
+for ax, conv, title in zip(axes, convs, ("conv 1: C -> 2C computed + C reserved", "conv 2: 2C + C reserved -> 2C"),
+                           strict=True):
+    ax.imshow(conv.weight.detach().abs().sum(dim=(2, 3)), cmap="viridis")
+    ax.set(title=title, xlabel="input channel", ylabel="output channel")
+axes[0].axhline(2 * C - 0.5, color="white", lw=1)
+axes[1].axvline(2 * C - 0.5, color="white", lw=1)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
 # ## Where the input can be negative: MobileNetV2
 # MobileNetV2 blocks take the previous block's linear output, which can be negative, and cap
 # activations at 6. Reserved channels therefore go through a channel-wise clamp: ReLU6 on computed
@@ -84,3 +107,24 @@ signed_inputs = 20 * torch.randn(2, 8, 10, 10, dtype=torch.float64)  # negative 
 plain_ir = rm.convert_block(ir)
 print(plain_ir)
 print("relative error:", rm.max_error(ir, plain_ir, signed_inputs)["max_rel"])
+
+# %% [markdown]
+# The clamp on the reserved channels is what keeps the conversion exact: the figure compares, per
+# block input value, the block's own output with the converted block's (exact, on the diagonal) and
+# with a conversion that puts ReLU6 on the reserved channels too (the official code's choice), which
+# departs as soon as a reserved value leaves [0, 6].
+
+# %%
+wrong = rm.convert_block(ir)
+for index, layer in enumerate(wrong):
+    if isinstance(layer, rm.ChannelwiseClamp):
+        wrong[index] = nn.ReLU6()
+with torch.no_grad():
+    expected, exact_out, wrong_out = ir(signed_inputs), plain_ir(signed_inputs), wrong(signed_inputs)
+fig, ax = plt.subplots(figsize=(5, 4.5))
+ax.scatter(expected.flatten()[::7], wrong_out.flatten()[::7], s=3, alpha=0.4, label="ReLU6 on reserved channels")
+ax.scatter(expected.flatten()[::7], exact_out.flatten()[::7], s=3, alpha=0.4, label="ChannelwiseClamp (RM)")
+ax.set(xlabel="InvertedResidual output", ylabel="converted block output", title="MobileNetV2 block, converted")
+ax.legend()
+plt.show()
+print("max error with ReLU6 on reserved channels:", (expected - wrong_out).abs().max().item())

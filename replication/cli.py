@@ -1,4 +1,4 @@
-"""Command line: ``python -m replication convert ...`` (also installed as ``rmnet``)."""
+"""Command line: ``rmnet convert ...`` (also ``python -m replication convert ...``)."""
 
 from __future__ import annotations
 
@@ -17,14 +17,14 @@ from .atomic_io import DiskFullError, check_writable
 from .checkpoint_files import CheckpointError, load_checkpoint, load_weights
 from .data import DataConfig, DatasetNotFoundError
 from .data.specs import DATASETS, dataset_spec
+from .deploy.onnx import OnnxUnavailable
 from .devices import check_device
-from .inspection import format_report, inspect_model, parse_input_size
+from .inspection import STATUS_EXACT, format_report, inspect_model, parse_input_size
 from .measure import count_macs, count_params, layer_summary
 from .measure.cost_model import load_devices, predict_time
 from .measure.counting import largest_activation_bytes
 from .measure.throughput import ThroughputConfig, ThroughputError, available_memory
 from .rm import DOWNSAMPLE_TYPES, RMConversionError
-from .rm.plain_io import save_plain
 from .testing import randomize_batchnorm_
 from .zoo import UnknownModelError
 
@@ -170,38 +170,79 @@ def _check_fits_in_memory(model: nn.Module, shape: tuple[int, ...], dtype: torch
     needed = _CHECK_COPIES * (largest if largest is not None else math.prod(shape) * dtype.itemsize)
     free = available_memory("cpu")
     if free is not None and needed > free:
-        raise MemoryError(f"--input-size {shape[-1]} with --batch-size {args.batch_size} ({args.dtype}): the check "
-                          f"needs about {needed / 2**30:.3g} GiB, this machine has {free / 2**30:.3g} GiB available; "
-                          "use a smaller --input-size or --batch-size")
+        raise MemoryError(f"--input-size {shape[-1]} with --batch-size {args.batch_size} ({args.check_dtype}): "
+                          f"the check needs about {needed / 2**30:.3g} GiB, this machine has "
+                          f"{free / 2**30:.3g} GiB available; use a smaller --input-size or --batch-size")
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    if args.output:  # before any work: a bad target fails now, not after the conversion
+    from tqdm import tqdm
+
+    from .deploy.formats import CheckFailedError, format_of, human_size, write_checked
+
+    if args.output:
+        # before any work: a bad target (or one that is an input of this command) fails now, and so does
+        # an unknown suffix (UnknownFormatError: exit 2)
         check_writable(args.output, inputs={"--checkpoint": args.checkpoint})
-    model, name, in_chans, native_size, payload = _model_for_convert(args)
-    if payload is not None:
-        load_weights(model, args.checkpoint, payload)
-    else:
-        # Untrained BN is the identity; random statistics make the equivalence check meaningful.
-        randomize_batchnorm_(model, seed=args.seed)
-        print(f"no checkpoint: BatchNorm statistics randomised (seed {args.seed}) for the check")
-    model = model.to(DTYPES[args.dtype]).eval()
-    side = args.input_size or native_size or 224
-    size = (in_chans, side, side)
-    _check_fits_in_memory(model, (args.batch_size, *size), DTYPES[args.dtype], args)
-    plain = rm.convert(model, args.downsample)
-    generator = torch.Generator().manual_seed(args.seed)
-    x = torch.randn(args.batch_size, *size, generator=generator).to(DTYPES[args.dtype])
-    error = rm.max_error(model, plain, x)
+        format_of(args.output)
+    check_dtype, save_dtype = DTYPES[args.check_dtype], DTYPES[args.save_dtype]
+    steps = ["build the model", "convert", "check equivalence", "count params and MACs"]
+    if args.output:
+        steps += [f"write and check {args.output}"]
+    # a step bar on stderr, shown only when the whole takes more than 2 s (ResNet-50: about 20 s)
+    with tqdm(total=len(steps), desc="convert", unit="step", delay=2, leave=False, file=sys.stderr) as bar:
+
+        def step(index: int) -> None:
+            bar.n = index
+            bar.set_postfix_str(steps[index])
+
+        step(0)
+        model, name, in_chans, native_size, payload = _model_for_convert(args)
+        if payload is not None:
+            load_weights(model, args.checkpoint, payload)
+            randomized = None
+        else:
+            # Untrained BN is the identity; random statistics make the equivalence check meaningful.
+            randomize_batchnorm_(model, seed=args.seed)
+            randomized = args.seed
+        model = model.to(check_dtype).eval()
+        side = args.input_size or native_size or 224
+        size = (in_chans, side, side)
+        _check_fits_in_memory(model, (args.batch_size, *size), check_dtype, args)
+        step(1)
+        plain = rm.convert(model, args.downsample)
+        generator = torch.Generator().manual_seed(args.seed)
+        x = torch.randn(args.batch_size, *size, generator=generator).to(check_dtype)
+        step(2)
+        error = rm.max_error(model, plain, x)
+        step(3)
+        before, after = _structure(model, size), _structure(plain, size)
+        written = None
+        tolerance = 1e-10 if args.check_dtype == "float64" else 1e-5
+        if args.output and error["max_rel"] <= tolerance:  # only a verified network lands on disk
+            step(4)
+            try:
+                written = write_checked(plain, args.output, model, x, save_dtype=save_dtype)
+            except CheckFailedError as failure:
+                bar.close()
+                print(f"error: {failure}", file=sys.stderr)
+                return 1
+        bar.n = len(steps)
+    if randomized is not None:
+        print(f"no checkpoint: BatchNorm statistics randomised (seed {randomized}) for the check")
     print(f"{name}: downsample={args.downsample}, input {args.batch_size}x{size}")
-    _print_summary(_structure(model, size), _structure(plain, size), error, args.dtype)
-    tolerance = 1e-10 if args.dtype == "float64" else 1e-5
+    _print_summary(before, after, error, args.check_dtype)
     if not error["max_rel"] <= tolerance:  # NaN fails too: a non-finite output is never accepted
         print(f"error: relative error {error['max_rel']:.3e} exceeds {tolerance:g}; nothing written", file=sys.stderr)
         return 1
-    if args.output:  # only a verified network lands on disk
-        path = save_plain(plain, args.output)
-        print(f"saved plain model to {path} (load with replication.rm.plain_io.load_plain)")
+    if written is None:
+        print("nothing saved (no --output; give --output PATH ending in .pt, .safetensors, .pt2 or .onnx)")
+        return 0
+    dtype_name = str(written.dtype).removeprefix("torch.")
+    print(f"saved {written.path}: {written.description}, {dtype_name}, {human_size(written.bytes)}")
+    print(f"file check: loaded with {written.loader}, run in {dtype_name} against the source model in "
+          f"{args.check_dtype}: max abs error {written.error['max_abs']:.3e}, "
+          f"max relative error {written.error['max_rel']:.3e}")
     return 0
 
 
@@ -221,6 +262,9 @@ def run_inspect(args: argparse.Namespace) -> int:
                     / predict_time(plain, batch, args.device, args.predict_dtype))
     report = inspect_model(args.model, size, args.downsample, predict=predict)
     print(format_report(report, args.format))
+    if args.check and report.status != STATUS_EXACT:
+        print(f"error: the verdict for {args.model} is {report.status!r}, not 'exact'", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -239,10 +283,80 @@ def run_counts(args: argparse.Namespace) -> int:
     return 0
 
 
+def _paper_models() -> set[str]:
+    from .experiments import throughput
+
+    return {name for row in throughput.timing_rows(("table1_sota", "table2_mobilenet"))
+            for name in (row.paper.model, row.paper.backbone)}
+
+
+def run_any_throughput(args: argparse.Namespace) -> int:
+    """``throughput --model NAME_OR_CHECKPOINT [--compare OTHER | --compare-rm]``: any model, the paper's protocol."""
+    import dataclasses
+
+    from .experiments import any_throughput as anyt
+
+    if len(args.model) != 1:
+        print("error: time one model at a time (--model NAME_OR_CHECKPOINT), or name paper rows only",
+              file=sys.stderr)
+        return 2
+    first = anyt.load_model(args.model[0], arch=args.arch, num_classes=args.num_classes)
+    second = None
+    if args.compare_rm:
+        second = first
+        first = anyt.rm_form(first, args.downsample)
+    elif args.compare:
+        second = anyt.load_model(args.compare, arch=args.compare_arch, num_classes=args.num_classes)
+    side = args.input_size
+    size = (first.input_size or (second.input_size if second else None) or (3, 224, 224))
+    if side is not None:
+        size = (size[0], side, side)
+    config = ThroughputConfig(batch_size=args.batch_size, input_size=size, warmup=args.warmup, iters=args.iters,
+                              repeats=args.repeats, device=args.device, dtype=args.dtype,
+                              channels_last=args.channels_last, compile=args.compile, threads=args.threads)
+    print(anyt.describe(config))
+    if second is None:
+        result = anyt.time_one(first, config)
+        lines = anyt.single_lines(first, config, result)
+        row = {"model": first.name, "images_per_sec": result.images_per_sec,
+               "images_per_sec_min": result.images_per_sec_min, "images_per_sec_max": result.images_per_sec_max,
+               "ms_per_batch": result.ms_per_batch}
+    else:
+        pair = anyt.time_pair(first, second, config, rounds=args.rounds, max_rounds=max(args.rounds, args.max_rounds),
+                              time_cap_s=args.pair_time_cap)
+        lines = anyt.pair_lines(first, second, pair)
+        row = {"model": first.name, "compare": second.name, "images_per_sec": pair.images_per_sec_a,
+               "compare_images_per_sec": pair.images_per_sec_b, **pair.as_row()}
+    print("\n".join(lines))
+    if args.output is not None:
+        import pandas as pd
+
+        from .atomic_io import write_csv_atomic
+        from .measure.throughput import environment
+
+        config_row = environment(dataclasses.replace(config, pin_allocator=False))
+        write_csv_atomic(pd.DataFrame([{**row, **config_row}]), args.output)
+        print(f"row written to {args.output}")
+    return 0
+
+
 def run_throughput(args: argparse.Namespace) -> int:
     from .experiments import throughput
     from .report import throughput_table
 
+    if args.compare and args.compare_rm:
+        print("error: --compare and --compare-rm exclude each other", file=sys.stderr)
+        return 2
+    if (args.compare or args.compare_rm) and not args.model:
+        print("error: --compare and --compare-rm need --model", file=sys.stderr)
+        return 2
+    adhoc = bool(args.compare or args.compare_rm) or (
+        args.model is not None and not set(args.model) <= _paper_models())
+    if adhoc:
+        if args.output is not None:
+            check_writable(args.output)
+        return run_any_throughput(args)
+    args.output = args.output or Path("results/throughput/throughput.csv")
     check_writable(args.output, inputs={"--predictions": args.predictions})
     check_writable(args.output.with_suffix(".md"), inputs={"--predictions": args.predictions})
     config = ThroughputConfig(batch_size=args.batch_size, warmup=args.warmup, iters=args.iters, repeats=args.repeats,
@@ -301,21 +415,46 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, with each option's default at the end of its help where it has one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if ("%(default)" not in text and action.default not in (None, "") and action.default is not False
+                and action.default != argparse.SUPPRESS
+                and action.option_strings and not isinstance(action, argparse._HelpAction)):
+            text += " (default: %(default)s)"
+        return text
+
+
+DESCRIPTION = ("RMNet replication suite: convert residual networks (ResNet, ResNeXt, RegNetX, MobileNetV2, "
+               "EfficientNet-Lite, MnasNet, RepVGG, RMNet ...) to exactly equivalent plain networks with the RM "
+               "operation, inspect what RM does to a model, save the result as .pt, .safetensors, .pt2 or "
+               ".onnx, time models with the paper's protocol, count params and MACs, and train. "
+               "'rmnet COMMAND --help' describes each command.")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m replication", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="rmnet", description=DESCRIPTION, formatter_class=_HelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     convert = commands.add_parser(
-        "convert", help="convert a residual model to its plain (RM) equivalent and verify it",
-        description="Build a model by name (timm registry incl. this project's models, or "
-                    "'torchvision:NAME'), optionally load a checkpoint, convert it with the RM operation, "
-                    "check equivalence on random inputs and print a before/after summary.")
+        "convert", help="convert a residual model to its plain (RM) equivalent, check it, save it",
+        description="Build a model by name (timm registry incl. this project's models, or 'torchvision:NAME'), "
+                    "optionally load a checkpoint, convert it with the RM operation, check equivalence on random "
+                    "inputs and print a before/after summary. With --output, write the plain network in the "
+                    "format the file name's suffix names, load the file back and check it against the source "
+                    "model: .pt (this suite's format: layer spec + state_dict, read with "
+                    "replication.rm.plain_io.load_plain), .safetensors (weights, layer spec in the metadata), "
+                    ".pt2 (torch.export), .onnx (checked in ONNX Runtime).",
+        formatter_class=_HelpFormatter)
     convert.add_argument("--model", help=f"model name (default: the checkpoint's, else {DEFAULT_MODEL})")
     convert.add_argument("--checkpoint", type=Path,
-                         help="checkpoint (torch.load weights_only=True); one written by `train` records its model, "
-                              "so --model, --model-kwargs and --num-classes are then not needed")
+                         help="checkpoint (a state_dict, read with torch.load(weights_only=True)); one written by "
+                              "the train command records its model, so --model, --model-kwargs and --num-classes "
+                              "are then not needed")
     convert.add_argument("--model-kwargs", type=json_object,
-                         help='JSON constructor kwargs, e.g. \'{"channels": [16, 32, 64, 128]}\' (default: the '
-                              "checkpoint's, else none)")
+                         help='JSON constructor kwargs, e.g. \'{"channels": [16, 32, 64, 128]}\' or '
+                              '\'{"features_only": true}\' (default: the checkpoint\'s, else none)')
     convert.add_argument("--num-classes", type=positive_int,
                          help="classifier size (default: the checkpoint's, else the model's own)")
     convert.add_argument("--downsample", choices=DOWNSAMPLE_TYPES, default="dirac",
@@ -323,15 +462,23 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--input-size", type=positive_int,
                          help="square input side for the check (default: the checkpoint's training size, else 224)")
     convert.add_argument("--batch-size", type=positive_int, default=2, help="inputs in the check batch")
-    convert.add_argument("--dtype", choices=sorted(DTYPES), default="float64", help="precision of the check")
-    convert.add_argument("--seed", type=int, default=0)
-    convert.add_argument("--output", type=Path, help="where to save the plain model")
+    convert.add_argument("--check-dtype", "--dtype", dest="check_dtype", choices=sorted(DTYPES), default="float64",
+                         help="precision of the model, its conversion and the equivalence checks (--dtype: the "
+                              "old name)")
+    convert.add_argument("--save-dtype", choices=sorted(DTYPES), default="float32",
+                         help="precision of the saved network (ONNX: float32 only)")
+    convert.add_argument("--seed", type=int, default=0, help="seed of the random BN statistics and check inputs")
+    convert.add_argument("--output", type=Path,
+                         help="where to save the plain network: PATH.pt, .safetensors, .pt2 or .onnx (default: "
+                              "nothing is saved)")
     convert.set_defaults(func=run_convert)
     inspect = commands.add_parser(
         "inspect", help="per-block report of what RM would do to a model (no weights, seconds)",
         description="For each part of the model (stem, residual blocks, head): whether RM converts it exactly "
                     "or why not (module path and type), params and MACs before and after, and the reserved "
-                    "channels RM adds. Built on the meta device: no weights, no arithmetic.")
+                    "channels RM adds. Built on the meta device: no weights, no arithmetic. With --check, the exit "
+                    "status is 1 unless the verdict is exact.",
+        formatter_class=_HelpFormatter)
     inspect.add_argument("--model", required=True, help="timm name (incl. this project's) or 'torchvision:NAME'")
     inspect.add_argument("--input-size", help="square input side (default: the model's own, else 224)")
     inspect.add_argument("--downsample", choices=DOWNSAMPLE_TYPES, default="dirac",
@@ -342,9 +489,15 @@ def build_parser() -> argparse.ArgumentParser:
                               "device (a roofline prediction, not a measurement)")
     inspect.add_argument("--predict-batch-size", type=positive_int, default=128,
                          help="batch size of the prediction (default: 128, the paper's)")
-    inspect.add_argument("--predict-dtype", choices=("fp32", "tf32", "fp16", "bf16"), default="fp32")
+    inspect.add_argument("--predict-dtype", choices=("fp32", "tf32", "fp16", "bf16"), default="fp32",
+                         help="precision of the prediction")
+    inspect.add_argument("--check", action="store_true",
+                         help="exit with status 1 unless the verdict is exact (for scripts and CI)")
     inspect.set_defaults(func=run_inspect)
-    counts = commands.add_parser("counts", help="count params and MACs of every paper table row, beside the paper")
+    counts = commands.add_parser("counts", help="count params and MACs of every paper table row, beside the paper",
+                                 description="Counts params and MACs (torch.utils.flop_counter) of every model row "
+                                             "of the paper's Tables 1-3 in training and deploy form, beside the "
+                                             "paper's numbers.", formatter_class=_HelpFormatter)
     counts.add_argument("--output-dir", type=Path, default=Path("results/counts"),
                         help="folder for model_counts.csv, counts_vs_paper.csv and .md (default: %(default)s)")
     counts.add_argument("--table", action="append", choices=("table1_sota", "table2_mobilenet",
@@ -353,21 +506,43 @@ def build_parser() -> argparse.ArgumentParser:
     counts.set_defaults(func=run_counts)
 
     speed = commands.add_parser(
-        "throughput", help="time paper Table 1/2 models (train and deploy forms) with the paper's protocol",
-        description="Defaults are the paper's protocol (batch 128, 50 warm-up, 50 timed batches) on CUDA if "
-                    "available. Rows are appended to --output; a crash keeps every finished model.")
-    speed.add_argument("--output", type=Path, default=Path("results/throughput/throughput.csv"))
+        "throughput", help="time any model, a pair of models, or the paper's Table 1/2 models (paper protocol)",
+        description="Times with the paper's protocol (batch 128, 50 warm-up and 50 timed batches, 3 repeats, "
+                    "eval mode, inference mode) on CUDA if available. With --model NAME_OR_CHECKPOINT: that model "
+                    "(a timm or 'torchvision:' name, a plain network saved by convert, a checkpoint of train, or a "
+                    "state_dict with --arch); with --compare OTHER or --compare-rm as well: both, as a paired "
+                    "speed ratio with its 95 % CI (interleaved rounds). Without --model, or with --model naming "
+                    "paper rows only: every Table 1/2 model in its train and deploy forms, rows appended to "
+                    "--output; a crash keeps every finished model.",
+        formatter_class=_HelpFormatter)
+    speed.add_argument("--model", nargs="+",
+                       help="a model name or file to time (see above); or paper rows (registry or backbone names)")
+    speed.add_argument("--compare", metavar="OTHER",
+                       help="a second model or file: print the paired ratio MODEL / OTHER")
+    speed.add_argument("--compare-rm", action="store_true",
+                       help="compare the model with its own RM form: print the ratio RM form / model")
+    speed.add_argument("--arch", help="architecture of a --model file that is a bare state_dict")
+    speed.add_argument("--compare-arch", help="architecture of a --compare file that is a bare state_dict")
+    speed.add_argument("--num-classes", type=positive_int, help="classifier size of a named model")
+    speed.add_argument("--input-size", type=positive_int,
+                       help="square input side (default: the model's own config or training size, else 224)")
+    speed.add_argument("--downsample", choices=DOWNSAMPLE_TYPES, default="dirac", help="RM scheme for --compare-rm")
+    speed.add_argument("--output", type=Path,
+                       help="CSV to write (default: none for one model or a pair; results/throughput/throughput.csv "
+                            "for paper rows, with a .md table beside it)")
     speed.add_argument("--table", nargs="+", default=["table1_sota", "table2_mobilenet"],
-                       choices=("table1_sota", "table2_mobilenet"))
-    speed.add_argument("--dataset", nargs="+", choices=("CIFAR10", "CIFAR100", "ImageNet"))
-    speed.add_argument("--model", nargs="+", help="only these models (registry names or paper backbone names)")
-    speed.add_argument("--device", type=device_arg, default="cuda" if torch.cuda.is_available() else "cpu")
-    speed.add_argument("--batch-size", type=positive_int, default=128)
-    speed.add_argument("--warmup", type=non_negative_int, default=50)
-    speed.add_argument("--iters", type=positive_int, default=50)
-    speed.add_argument("--repeats", type=positive_int, default=3)
-    speed.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32")
-    speed.add_argument("--channels-last", action="store_true")
+                       choices=("table1_sota", "table2_mobilenet"), help="paper rows: these tables")
+    speed.add_argument("--dataset", nargs="+", choices=("CIFAR10", "CIFAR100", "ImageNet"),
+                       help="paper rows: these datasets only (default: all)")
+    speed.add_argument("--device", type=device_arg, default="cuda" if torch.cuda.is_available() else "cpu",
+                       help="device to time on")
+    speed.add_argument("--batch-size", type=positive_int, default=128, help="images per batch")
+    speed.add_argument("--warmup", type=non_negative_int, default=50, help="untimed batches before each repeat")
+    speed.add_argument("--iters", type=positive_int, default=50, help="timed batches per repeat")
+    speed.add_argument("--repeats", type=positive_int, default=3, help="repeats (the median is reported)")
+    speed.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
+                       help="float16 / bfloat16 run under autocast")
+    speed.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     speed.add_argument("--compile", action="store_true", help="torch.compile each model first")
     speed.add_argument("--threads", type=positive_int, help="CPU threads (default: torch's)")
     speed.add_argument("--onnx", action="store_true", help="also export deploy forms to ONNX and time ONNX Runtime")
@@ -386,13 +561,15 @@ def build_parser() -> argparse.ArgumentParser:
         "cost-model", help="predict V100 / A100 / H100 throughput of every Table 1/2 row (roofline cost model)",
         description="Traces every model (training and deploy form) on the meta device, counts FLOPs and bytes "
                     "per op and predicts images/s from devices.yaml's data-sheet peaks and bandwidths. "
-                    "Nothing is timed; writes --output and a Markdown comparison with the paper beside it.")
+                    "Nothing is timed; writes --output and a Markdown comparison with the paper beside it.",
+        formatter_class=_HelpFormatter)
     cost.add_argument("--output", type=Path, default=Path("results/throughput/predicted.csv"))
     cost.add_argument("--batch-size", type=int, default=128, help="batch to predict (default: the paper's %(default)s)")
     cost.set_defaults(func=run_cost_model)
 
     fit = commands.add_parser("train", help="train a registered model (resumable; works under torchrun)",
-                              description="Train with a named preset; rerunning with the same --output-dir resumes.")
+                              description="Train with a named preset; rerunning with the same --output-dir resumes.",
+                              formatter_class=_HelpFormatter)
     fit.add_argument("--model", required=True)
     fit.add_argument("--dataset", default="fashion_mnist", choices=DATASETS)
     fit.add_argument("--data-root", help="dataset folder (default: the dataset's usual place)")
@@ -444,7 +621,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return args.func(args)
         except (CheckpointError, RMConversionError, UnknownModelError, ThroughputError, DatasetNotFoundError,
-                ValueError, FileExistsError, PermissionError, IsADirectoryError, DiskFullError) as error:
+                ValueError, FileExistsError, PermissionError, IsADirectoryError, DiskFullError,
+                OnnxUnavailable) as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
         except (MemoryError, RuntimeError) as error:

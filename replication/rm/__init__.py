@@ -13,6 +13,7 @@ from .activations import ChannelwiseClamp
 from .blocks import DOWNSAMPLE_TYPES, DownsampleType, ResidualBranch, reserve_and_merge
 from .convert import convert, convert_block, convert_branch, fold_batchnorms, fuse_consecutive_pointwise
 from .errors import InputSizeError, RMConversionError, UnsupportedModuleError
+from .features import PlainFeatures
 from .guards import SpatialSizeGuard
 from .primitives import ConvBN, dirac_filters, fuse_pointwise, identity_batchnorm, pad_kernel
 from .registry import Built, Part, find_reader, plain_part, read_parts, register_reader, residual_part
@@ -21,6 +22,7 @@ from .verify import max_error
 
 __all__ = [
     "DOWNSAMPLE_TYPES", "Built", "ChannelwiseClamp", "ConvBN", "DownsampleType", "InputSizeError", "Part",
+    "PlainFeatures",
     "RMConversionError", "ReservedBatchNorm2d", "ResidualBranch", "SpatialSizeGuard", "UnsupportedModuleError",
     "convert", "convert_block", "convert_branch", "dirac_filters", "find_reader", "fold_batchnorms",
     "fuse_consecutive_pointwise", "fuse_pointwise", "identity_batchnorm", "max_error", "pad_kernel",

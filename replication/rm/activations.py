@@ -1,8 +1,6 @@
 """Activations of a converted block: the block's own non-linearity on computed channels, identity on
 reserved channels (paper section 3.1, the PReLU case)."""
 
-from __future__ import annotations
-
 import math
 from typing import Any
 

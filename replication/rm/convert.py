@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import itertools
 
 import torch
+from timm.models.efficientnet import EfficientNet, EfficientNetFeatures
 from timm.models.regnet import Bottleneck as TimmRegNetBottleneck
 from torch import nn
 from torchvision.models.mobilenetv2 import InvertedResidual, MobileNetV2
@@ -13,6 +15,7 @@ from torchvision.models.regnet import ResBottleneckBlock
 from . import readers
 from .blocks import DOWNSAMPLE_TYPES, DownsampleType, ResidualBranch, reserve_and_merge
 from .errors import RMConversionError, UnsupportedModuleError
+from .features import PlainFeatures
 from .primitives import exact_batchnorm_, exact_batchnorms_, fold_batchnorm, fuse_pointwise, is_pointwise
 from .registry import read_parts
 
@@ -93,17 +96,21 @@ def _device_of(model: nn.Module) -> torch.device:
 
 
 def default_fuse_pointwise(model: nn.Module) -> bool:
-    """Whether :func:`convert` fuses consecutive 1x1 convs (Eq. 4) by default: for MobileNetV2 only."""
-    return isinstance(model, MobileNetV2)
+    """Whether :func:`convert` fuses consecutive 1x1 convs (Eq. 4) by default: for the inverted-residual
+    families (torchvision MobileNetV2, timm's EfficientNet class: MobileNetV2, EfficientNet-Lite, MnasNet ...)."""
+    return isinstance(model, (MobileNetV2, EfficientNet, EfficientNetFeatures))
 
 
 def convert(model: nn.Module, downsample: DownsampleType = "dirac", *, fuse_bn: bool = True,
-            fuse_pointwise: bool | None = None) -> nn.Sequential:
+            fuse_pointwise: bool | None = None) -> nn.Sequential:  # PlainFeatures is an nn.Sequential
     """Return a NEW plain network (no residual additions, BN folded) equal to ``model`` in eval mode.
 
     Args:
         model: a torchvision ResNet / ResNeXt / Wide ResNet / RegNetX / MobileNetV2, a timm ResNet (incl.
-            ResNet-D) / RegNetX / RepVGG, or a model whose family registered a reader
+            ResNet-D) / RegNetX / RepVGG / EfficientNet-class model without squeeze-excitation and with ReLU
+            or ReLU6 (``mobilenetv2_*``, ``efficientnet_lite*``, ``mnasnet_*``, ``spnasnet_100``,
+            ``fbnetc_100``, ``mobilenetv1_*``), either as built with ``features_only=True``, or a model
+            whose family registered a reader
             (:func:`replication.rm.register_reader`, as :mod:`replication.models` does). It is deep-copied
             and never modified;
             a model in training mode is converted from its eval-mode behaviour (BN running statistics).
@@ -122,6 +129,8 @@ def convert(model: nn.Module, downsample: DownsampleType = "dirac", *, fuse_bn: 
         ``replication.train.finetune`` turns it back on). For an input of shape (N, C, H, W) its output
         equals ``model.eval()(x)`` up to floating-point rounding; a guard refuses, with
         :class:`InputSizeError`, a size at which an average-pool shortcut would not be exact.
+        A timm ``features_only`` model gives a :class:`PlainFeatures` (an ``nn.Sequential`` whose forward
+        returns the list of tapped activations, as the model's does).
 
     Raises:
         UnsupportedModuleError: a module has no exact conversion (or carries a forward hook, a forward
@@ -132,10 +141,24 @@ def convert(model: nn.Module, downsample: DownsampleType = "dirac", *, fuse_bn: 
     refuse_hooks(model)
     working = exact_batchnorms_(copy.deepcopy(model).eval())
     with _device_of(working):  # modules a reader (or timm's reparameterize) creates land beside the weights
-        layers = [layer for part in read_parts(working, downsample, fuse_bn) for layer in part.build().layers]
+        parts = read_parts(working, downsample, fuse_bn)
+        stages: list[list[nn.Module]] = [[]]
+        for part in parts:
+            stages[-1].extend(part.build().layers)
+            if part.tap:
+                stages.append([])
     if fuse_pointwise is None:  # Eq. 4 needs the BN folded: with BN kept there is nothing to fuse
         fuse_pointwise = fuse_bn and default_fuse_pointwise(model)
-    return _finish(layers, model, fuse_bn=fuse_bn, fuse_1x1=fuse_pointwise)
+    if not any(part.tap for part in parts):
+        return _finish(stages[0], model, fuse_bn=fuse_bn, fuse_1x1=fuse_pointwise)
+    # a feature extractor: each stage ends at a tap and is finished on its own (no fusion across a tap);
+    # layers after the last tap compute nothing that is returned
+    finished = [list(_finish(stage, model, fuse_bn=fuse_bn, fuse_1x1=fuse_pointwise)) for stage in stages[:-1]]
+    taps = list(itertools.accumulate(len(stage) for stage in finished))
+    features = PlainFeatures([layer for stage in finished for layer in stage], [t - 1 for t in taps]).eval()
+    for param in features.parameters():
+        param.requires_grad_(False)
+    return features
 
 
 def convert_branch(branch: ResidualBranch, downsample: DownsampleType = "dirac", *, fuse_bn: bool = True

@@ -111,7 +111,26 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as error:
-        text = _ANSI.sub("", str(error)).strip()
-        first_line = text.splitlines()[0].strip() if text else type(error).__name__
-        raise CheckpointError(f"checkpoint {path} cannot be read as weights (torch.load with "
-                              f"weights_only=True failed: {first_line[:300]})") from None
+        raise CheckpointError(_unreadable(path, error)) from None
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+
+
+def _unreadable(path: Path, error: Exception) -> str:
+    """The whole reason a checkpoint cannot be read as weights, in plain text (torch's message carries
+    terminal escapes and advice to load untrusted pickles): for a pickled object, how to save a state_dict."""
+    text = _ANSI.sub("", str(error))
+    found = _GLOBAL.search(text)
+    if found:
+        return (f"checkpoint {path} holds a pickled Python object ({found.group(1)}), not only weights: it was "
+                "saved with torch.save(model) rather than torch.save(model.state_dict()). This suite loads "
+                "checkpoints with torch.load(weights_only=True), which does not run pickled code. Save the "
+                "state_dict instead: in the code that trained the model, torch.save(model.state_dict(), "
+                "'weights.pth'); or, only if you trust the file, convert it once with python -c \"import torch; "
+                f"torch.save(torch.load('{path}', weights_only=False).state_dict(), 'weights.pth')\" "
+                "and pass weights.pth.")
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return (f"checkpoint {path} cannot be read as weights (torch.load with weights_only=True failed: "
+            f"{' '.join(lines) if lines else type(error).__name__})")

@@ -8,6 +8,7 @@ reserved span (a buffer), so a loaded model is ready for ``replication.train.fin
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ import torch
 from torch import nn
 
 from .activations import ChannelwiseClamp
-from .file_io import CheckpointError, load_checkpoint, save_atomic
+from .features import PlainFeatures
+from .file_io import CheckpointError, load_checkpoint, save_atomic, write_atomic
 from .guards import SpatialSizeGuard
 from .reserved import ReservedBatchNorm2d
 
@@ -106,22 +108,67 @@ def _build(spec: Any, index: int, path: str | os.PathLike) -> nn.Module:
         raise CheckpointError(f"{where} ({kind}) cannot be built from {args}: {error}") from None
 
 
+def layer_spec(model: nn.Sequential) -> dict[str, Any]:
+    """The architecture of a plain network as plain data: ``format``, ``layers`` (one dict per layer) and,
+    for a feature extractor (:class:`PlainFeatures`), ``taps``."""
+    spec: dict[str, Any] = {"format": FORMAT, "layers": [_spec(layer) for layer in model]}
+    if isinstance(model, PlainFeatures):
+        spec["taps"] = list(model.taps)
+    return spec
+
+
+def build_plain(spec: dict[str, Any], path: str | os.PathLike = "<layer spec>") -> nn.Sequential:
+    """An untrained plain network from :func:`layer_spec`'s description (load its weights next); only the
+    layer types of this format are built."""
+    if not isinstance(spec, dict) or spec.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a plain network description ({FORMAT!r} format expected)")
+    layers = spec.get("layers")
+    if not isinstance(layers, list):
+        raise CheckpointError(f"{path}: a {FORMAT} file holds a list of 'layers' and a 'state_dict'")
+    built = [_build(layer, index, path) for index, layer in enumerate(layers)]
+    return PlainFeatures(built, spec["taps"]) if spec.get("taps") else nn.Sequential(*built)
+
+
+def _tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
 def save_plain(model: nn.Sequential, path: str | os.PathLike) -> Path:
-    """Write ``model`` (a converted plain network) atomically to ``path``."""
-    payload = {"format": FORMAT, "layers": [_spec(layer) for layer in model],
-               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
-    return save_atomic(payload, path)
+    """Write ``model`` (a converted plain network) atomically to ``path``: its layer spec and state_dict in
+    one ``torch.save`` file (``.pt``), or, for a ``.safetensors`` path, the weights as safetensors with the
+    layer spec as JSON in the file's metadata (``rmnet_layers``)."""
+    if Path(path).suffix == ".safetensors":
+        from safetensors.torch import save_file  # timm's dependency
+
+        metadata = {"format": FORMAT, "rmnet_layers": json.dumps(layer_spec(model))}
+        return write_atomic(path, lambda tmp: save_file(_tensors(model), str(tmp), metadata=metadata))
+    return save_atomic({**layer_spec(model), "state_dict": _tensors(model)}, path)
 
 
 def load_plain(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Sequential:
-    """Rebuild a plain network written by :func:`save_plain` (``torch.load(weights_only=True)``)."""
-    payload = load_checkpoint(path, map_location=map_location)
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a plain network saved by replication ({FORMAT!r} format expected)")
-    layers, state = payload.get("layers"), payload.get("state_dict")
-    if not isinstance(layers, list) or not isinstance(state, dict):
+    """Rebuild a plain network written by :func:`save_plain` (``torch.load(weights_only=True)``, or
+    safetensors for a ``.safetensors`` file). Only the layer types of this format are built."""
+    if _is_safetensors(path):
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt", device=str(map_location)) as handle:
+            metadata = handle.metadata() or {}
+            state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (not a dict)
+        if metadata.get("format") != FORMAT or "rmnet_layers" not in metadata:
+            raise CheckpointError(f"{path} is a safetensors file without a plain network's layer spec "
+                                  f"({FORMAT!r} metadata expected)")
+        spec = json.loads(metadata["rmnet_layers"])
+    else:
+        payload = load_checkpoint(path, map_location=map_location)
+        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+            raise CheckpointError(f"{path} is not a plain network saved by replication ({FORMAT!r} format expected)")
+        spec, state = payload, payload.get("state_dict")
+    if not isinstance(state, dict):
         raise CheckpointError(f"{path}: a {FORMAT} file holds a list of 'layers' and a 'state_dict'")
-    model = nn.Sequential(*[_build(spec, index, path) for index, spec in enumerate(layers)])
+    model = build_plain(spec, path)
+    dtype = next((v.dtype for v in state.values() if v.is_floating_point()), None)
+    if dtype is not None:  # the weights' own precision: load_state_dict would cast them to the model's
+        model = model.to(dtype)
     try:
         model.load_state_dict(state)
     except RuntimeError as error:
@@ -129,3 +176,13 @@ def load_plain(path: str | os.PathLike, map_location: str | torch.device = "cpu"
         raise CheckpointError(f"{path}: the weights do not fit its layers ({'; '.join(lines[1:4]) or lines[0]})"
                               ) from None
     return model.eval()
+
+
+def _is_safetensors(path: str | os.PathLike) -> bool:
+    """A safetensors file starts with an 8-byte header length and then a JSON object."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(9)
+    except OSError:
+        return False
+    return len(head) == 9 and head[8:9] == b"{"

@@ -35,6 +35,7 @@ class Part:
     ``path`` is the module path in the model (``"layer2.0"``; ``""`` for the root), ``module`` the
     source module (its parameters are the part's "before" count), ``residual`` whether RM applies.
     ``build()`` returns the :class:`Built` layers or raises :class:`UnsupportedModuleError`.
+    ``tap``: a feature extractor (timm ``features_only``) returns the activation after this part.
     """
 
     path: str
@@ -42,6 +43,7 @@ class Part:
     build: Callable[[], Built]
     residual: bool = False
     notes: list[str] = field(default_factory=list)
+    tap: bool = False
 
 
 Reader = Callable[[nn.Module, DownsampleType, bool], list[Part] | list[nn.Module]]

@@ -6,8 +6,6 @@ so the span survives ``state_dict`` / ``load_state_dict`` and a saved deploy mod
 fine-tuned (``replication.train.finetune`` calibrates exactly those channels).
 """
 
-from __future__ import annotations
-
 import torch
 from torch import nn
 
@@ -22,6 +20,7 @@ class ReservedBatchNorm2d(nn.BatchNorm2d):
     """
 
     reserved_span: torch.Tensor
+    __jit_unused_properties__ = ["rm_reserved"]  # a Python-side helper: TorchScript compiles forward only
 
     def __init__(self, num_features: int, reserved: tuple[int, int] | None = None, eps: float = 1e-5,
                  momentum: float | None = 0.1, affine: bool = True, track_running_stats: bool = True,
@@ -39,7 +38,7 @@ class ReservedBatchNorm2d(nn.BatchNorm2d):
         return int(start), int(stop)
 
     @classmethod
-    def concat(cls, computed: nn.BatchNorm2d, reserved: nn.BatchNorm2d) -> ReservedBatchNorm2d:
+    def concat(cls, computed: nn.BatchNorm2d, reserved: nn.BatchNorm2d) -> "ReservedBatchNorm2d":
         """One BN over the channels of ``computed`` then those of ``reserved`` (eps must agree), eval mode."""
         if computed.eps != reserved.eps:
             raise RMConversionError(f"cannot concatenate BatchNorms with eps {computed.eps} and {reserved.eps}")

@@ -17,12 +17,26 @@ def _as_batches(inputs: torch.Tensor | Iterable[torch.Tensor]) -> list[torch.Ten
     return batches
 
 
+def _output_pairs(expected: object, actual: object) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Matching output tensors of two models: one tensor each, or lists / tuples of them (feature maps)."""
+    if isinstance(expected, torch.Tensor) and isinstance(actual, torch.Tensor):
+        if expected.shape != actual.shape:
+            raise ValueError(f"output shapes differ: {tuple(expected.shape)} vs {tuple(actual.shape)}")
+        return [(expected, actual)]
+    if isinstance(expected, (list, tuple)) and isinstance(actual, (list, tuple)):
+        if len(expected) != len(actual):
+            raise ValueError(f"the models return {len(expected)} and {len(actual)} outputs")
+        return [pair for e, a in zip(expected, actual) for pair in _output_pairs(e, a)]
+    raise ValueError(f"outputs differ in kind: {type(expected).__name__} vs {type(actual).__name__}")
+
+
 @torch.no_grad()
 def max_error(reference: nn.Module, candidate: nn.Module,
               inputs: torch.Tensor | Iterable[torch.Tensor]) -> dict[str, float]:
     """Largest output difference of two models over some inputs, both run in eval mode.
 
-    Returns a dict with:
+    Outputs are tensors, or lists / tuples of tensors (a feature extractor's feature maps), compared
+    element by element. Returns a dict with:
         ``max_abs``: max |reference(x) - candidate(x)| over all inputs and elements;
         ``max_rel``: ``max_abs`` divided by max |reference(x)| (a scale-free error; per-element
         ratios are meaningless near zero outputs);
@@ -41,13 +55,11 @@ def max_error(reference: nn.Module, candidate: nn.Module,
         scale = 0.0
         finite = True
         for x in batches:
-            expected, actual = reference(x), candidate(x)
-            if expected.shape != actual.shape:
-                raise ValueError(f"output shapes differ: {tuple(expected.shape)} vs {tuple(actual.shape)}")
-            # Python's max(0.0, nan) is 0.0: a non-finite output must not vanish into the maximum.
-            finite = finite and bool(torch.isfinite(expected).all()) and bool(torch.isfinite(actual).all())
-            max_abs = max(max_abs, (expected - actual).abs().max().item())
-            scale = max(scale, expected.abs().max().item())
+            for expected, actual in _output_pairs(reference(x), candidate(x)):
+                # Python's max(0.0, nan) is 0.0: a non-finite output must not vanish into the maximum.
+                finite = finite and bool(torch.isfinite(expected).all()) and bool(torch.isfinite(actual).all())
+                max_abs = max(max_abs, (expected - actual).abs().max().item())
+                scale = max(scale, expected.abs().max().item())
     finally:
         for module, training in modes:
             module.training = training

@@ -169,3 +169,4 @@ TABLE_FILES = [
     *expand(f"{FIGURES}/tables/table2_{{dataset}}.md", dataset=DATASETS),
     *expand(f"{FIGURES}/tables/table3_{{dataset}}.md", dataset=table3_datasets()),
 ]
+TABLE_FILES += [path.removesuffix(".md") + ".html" for path in TABLE_FILES]  # the report's views of them

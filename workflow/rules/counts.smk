@@ -6,7 +6,7 @@ rule counts:
     output:
         counts=f"{RESULTS}/counts/model_counts.csv",
         comparison=f"{RESULTS}/counts/counts_vs_paper.csv",
-        table=report(f"{FIGURES}/tables/counts_vs_paper.md", category="Tables", caption="../report/counts.rst"),
+        table=f"{FIGURES}/tables/counts_vs_paper.md",
     log:
         f"{LOGS}/counts.log",
     benchmark:

@@ -6,7 +6,7 @@ rule throughput_report:
         rules.throughput.output,
         predictions=rules.cost_model.output,
     output:
-        table=report(f"{FIGURES}/tables/throughput.md", category="Tables"),
+        table=f"{FIGURES}/tables/throughput.md",
         roofline=report(f"{FIGURES}/roofline.png", category="Figures", caption="../report/roofline.rst"),
         roofline_pdf=f"{FIGURES}/roofline.pdf",
     log:
@@ -26,7 +26,7 @@ rule table1:
     input:
         f"{RESULTS}/sota/{{dataset}}/summary.csv",
     output:
-        table=report(f"{FIGURES}/tables/table1_{{dataset}}.md", category="Tables"),
+        table=f"{FIGURES}/tables/table1_{{dataset}}.md",
         tex=f"{FIGURES}/tables/table1_{{dataset}}.tex",
     log:
         f"{LOGS}/tables/table1_{{dataset}}.log",
@@ -46,7 +46,7 @@ rule table2:
         csv=f"{RESULTS}/mobilenet/{{dataset}}.csv",
         pairs=f"{RESULTS}/speed/pairs.csv",
     output:
-        table=report(f"{FIGURES}/tables/table2_{{dataset}}.md", category="Tables"),
+        table=f"{FIGURES}/tables/table2_{{dataset}}.md",
         tex=f"{FIGURES}/tables/table2_{{dataset}}.tex",
     log:
         f"{LOGS}/tables/table2_{{dataset}}.log",
@@ -63,7 +63,7 @@ rule table3:
     input:
         f"{RESULTS}/table3/{{dataset}}/summary.csv",
     output:
-        table=report(f"{FIGURES}/tables/table3_{{dataset}}.md", category="Tables"),
+        table=f"{FIGURES}/tables/table3_{{dataset}}.md",
         tex=f"{FIGURES}/tables/table3_{{dataset}}.tex",
     log:
         f"{LOGS}/tables/table3_{{dataset}}.log",
@@ -80,7 +80,7 @@ rule table3:
 
 rule table4:
     output:
-        report(f"{FIGURES}/tables/table4_structure.md", category="Tables"),
+        f"{FIGURES}/tables/table4_structure.md",
     log:
         f"{LOGS}/tables/table4.log",
     conda:
@@ -96,7 +96,7 @@ rule depth_figure:
     input:
         expand(f"{RESULTS}/depth_study/{{dataset}}/summary.csv", dataset=DATASETS),
     output:
-        png=report(f"{FIGURES}/fig5_depth_study.png", category="Figures"),
+        png=report(f"{FIGURES}/fig5_depth_study.png", category="Figures", caption="../report/fig5.rst"),
         pdf=f"{FIGURES}/fig5_depth_study.pdf",
         csv=f"{RESULTS}/depth_study/all_datasets.csv",
     log:
@@ -114,7 +114,7 @@ rule pruning_figure:
     input:
         f"{RESULTS}/pruning/{{dataset}}.csv",
     output:
-        png=report(f"{FIGURES}/fig6_pruning_{{dataset}}.png", category="Figures"),
+        png=report(f"{FIGURES}/fig6_pruning_{{dataset}}.png", category="Figures", caption="../report/fig6.rst"),
         pdf=f"{FIGURES}/fig6_pruning_{{dataset}}.pdf",
     log:
         f"{LOGS}/figures/fig6_{{dataset}}.log",
@@ -131,7 +131,7 @@ rule ablation_figure:
     input:
         rules.ablation.output,
     output:
-        png=report(f"{FIGURES}/fig7_ablation.png", category="Figures"),
+        png=report(f"{FIGURES}/fig7_ablation.png", category="Figures", caption="../report/fig7.rst"),
         pdf=f"{FIGURES}/fig7_ablation.pdf",
     log:
         f"{LOGS}/figures/fig7.log",
@@ -150,7 +150,7 @@ rule finetune_figure:
         modes=expand(f"{RESULTS}/finetune/{{{{dataset}}}}/{{base}}/{{mode}}/seed{{seed}}/metrics.csv",
                      base=EXP["finetune"]["bases"], mode=EXP["finetune"]["modes"], seed=SEEDS),
     output:
-        png=report(f"{FIGURES}/fig9_finetune_{{dataset}}.png", category="Figures"),
+        png=report(f"{FIGURES}/fig9_finetune_{{dataset}}.png", category="Figures", caption="../report/fig9.rst"),
         pdf=f"{FIGURES}/fig9_finetune_{{dataset}}.pdf",
     log:
         f"{LOGS}/figures/fig9_{{dataset}}.log",
@@ -162,3 +162,20 @@ rule finetune_figure:
                                                         mode_metrics=list(input.modes), png=output.png),
     shell:
         "{params.step} finetune_figure {params.args} > {log} 2>&1"
+
+
+# Every Markdown table as an HTML page for the report (which shows HTML in place and offers Markdown
+# only as a download). The converter is standard-library Python, run as a script: no torch import.
+rule table_html:
+    input:
+        f"{FIGURES}/tables/{{table}}.md",
+    output:
+        report(f"{FIGURES}/tables/{{table}}.html", category="Tables", caption="../report/tables.rst"),
+    wildcard_constraints:
+        table="(?!claims$)[a-z0-9_]+",
+    log:
+        f"{LOGS}/tables/{{table}}_html.log",
+    conda:
+        "../../environment.yml"
+    shell:
+        "{PYTHON} replication/report/html_tables.py {input:q} {output:q} > {log} 2>&1"

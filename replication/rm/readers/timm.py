@@ -1,10 +1,14 @@
-"""Readers for timm models: ResNet family (incl. ResNet-D average-pool shortcuts), RegNetX, RepVGG."""
+"""Readers for timm models: ResNet family (incl. ResNet-D average-pool shortcuts), RegNetX, RepVGG, the
+EfficientNet class's ReLU / ReLU6 models without squeeze-excitation, and ``features_only`` wrappers."""
 
 from __future__ import annotations
 
 from functools import partial
 
+from timm.layers import BatchNormAct2d
+from timm.models._features import FeatureListNet
 from timm.models.byobnet import ByobNet, RepVggBlock
+from timm.models.efficientnet import EfficientNet, EfficientNetFeatures
 from timm.models.regnet import Bottleneck as RegNetBottleneck, RegNet
 from timm.models.resnet import ResNet
 from torch import nn
@@ -23,10 +27,12 @@ from .common import (
     plain_layers,
     require_inactive,
     require_known_children,
+    resnet_block_branch,
+    shortcut_free_block_layers,
 )
 from .torchvision import resnet_stage_parts
 
-__all__ = ["regnet_block_branch", "repvgg_block_layers", "timm_head", "timm_maxpool_layers"]
+__all__ = ["efficientnet_block_part", "regnet_block_branch", "repvgg_block_layers", "timm_head", "timm_maxpool_layers"]
 
 
 def timm_head(model: nn.Module, path_pool: str = "global_pool", path_fc: str = "fc", prefix: str = ""
@@ -144,3 +150,144 @@ def read_repvgg_byobnet(model: ByobNet, downsample: DownsampleType, fuse_bn: boo
         return timm_head(model.head, prefix="head.")
 
     return parts + [plain_part("head", model.head, head)]
+
+
+# timm's EfficientNet class (MobileNetV2, EfficientNet-Lite, MnasNet, SPNASNet, FBNet-C, MobileNetV1 ...):
+# inverted-residual, depthwise-separable and edge-residual blocks. A block with a skip is a residual
+# branch whose input is the previous block's linear projection (it can be negative), as in
+# torchvision's MobileNetV2; squeeze-excitation, anti-aliasing, space-to-depth and activations other
+# than ReLU / ReLU6 are refused by name.
+
+_EFFICIENTNET_CHAINS = {  # block class name -> its layers in forward order (attribute names)
+    "InvertedResidual": ("conv_pw", "bn1", "conv_dw", "bn2", "conv_pwl", "bn3"),
+    "DepthwiseSeparableConv": ("conv_dw", "bn1", "conv_pw", "bn2"),
+    "EdgeResidual": ("conv_exp", "bn1", "conv_pwl", "bn2"),
+    "ConvBnAct": ("conv", "bn1"),
+}
+
+
+def _efficientnet_chain(block: nn.Module, path: str) -> nn.Sequential:
+    names = _EFFICIENTNET_CHAINS[type(block).__name__]
+    require_inactive(block, path, ("se", "aa", "conv_s2d", "bn_s2d"))
+    require_known_children(block, path, set(names) | {"se", "aa", "drop_path", "conv_s2d", "bn_s2d"})
+    return named(**{name: getattr(block, name) for name in names})
+
+
+def _is_efficientnet_block(module: nn.Module) -> bool:
+    # exact classes only: CondConvResidual subclasses InvertedResidual with per-sample kernels
+    kind = type(module)
+    return kind.__module__ == "timm.models._efficientnet_blocks" and kind.__name__ in _EFFICIENTNET_CHAINS
+
+
+def efficientnet_block_part(block: nn.Module, path: str, downsample: DownsampleType, fuse_bn: bool) -> Part:
+    """One block of a timm EfficientNet-class model as a :class:`Part` (RM where it has a skip)."""
+    if not _is_efficientnet_block(block):
+        return Part(path, block, _refuse(path, block, "this EfficientNet-class block has no RM reader (exact RM "
+                                         "forms exist for InvertedResidual, DepthwiseSeparableConv, EdgeResidual "
+                                         "and ConvBnAct with ReLU / ReLU6 and no squeeze-excitation)"))
+    if not getattr(block, "has_skip", False):
+        return plain_part(path, block, lambda: plain_layers(_efficientnet_chain(block, path), path))
+
+    def branch() -> ResidualBranch:
+        leaves = flatten_leaves(_efficientnet_chain(block, path), path)
+        return branch_from_leaves(leaves, None, out_act=None, input_nonnegative=False, path=path)
+
+    return residual_part(path, block, branch, downsample, fuse_bn)
+
+
+def _efficientnet_block_parts(blocks: nn.Module, downsample: DownsampleType, fuse_bn: bool) -> list[Part]:
+    return [efficientnet_block_part(block, f"blocks.{s}.{b}", downsample, fuse_bn)
+            for s, stage in enumerate(blocks) for b, block in enumerate(stage)]
+
+
+def _efficientnet_stem(model: nn.Module) -> Part:
+    stem = named(conv_stem=model.conv_stem, bn1=model.bn1)
+    return plain_part("", stem, lambda: plain_layers(stem, ""))
+
+
+@register_reader(EfficientNet, "timm EfficientNet class with ReLU / ReLU6 and no squeeze-excitation (MobileNetV2, "
+                               "EfficientNet-Lite, MnasNet, SPNASNet, FBNet-C, MobileNetV1)")
+def read_timm_efficientnet(model: EfficientNet, downsample: DownsampleType, fuse_bn: bool) -> list[Part]:
+    parts = [_efficientnet_stem(model)] + _efficientnet_block_parts(model.blocks, downsample, fuse_bn)
+    head = named(conv_head=model.conv_head, bn2=model.bn2)
+    parts.append(plain_part("conv_head", head, lambda: plain_layers(head, "")))
+    classifier = named(global_pool=model.global_pool, classifier=model.classifier)
+    return parts + [plain_part("classifier", classifier,
+                               lambda: timm_head(model, path_pool="global_pool", path_fc="classifier"))]
+
+
+@register_reader(EfficientNetFeatures, "timm EfficientNet class with features_only=True")
+def read_timm_efficientnet_features(model: EfficientNetFeatures, downsample: DownsampleType, fuse_bn: bool
+                                    ) -> list[Part]:
+    if model.feature_hooks is not None:
+        return [Part("", model, _refuse("", model, "features taken by hooks inside a block "
+                                        "(feature_location='expansion') have no plain form"))]
+    taps = set(model._stage_out_idx)
+    parts = [_efficientnet_stem(model)]
+    parts[0].tap = 0 in taps
+    for s, stage in enumerate(model.blocks):
+        stage_parts = [efficientnet_block_part(block, f"blocks.{s}.{b}", downsample, fuse_bn)
+                       for b, block in enumerate(stage)]
+        if s + 1 > max(taps):
+            break  # nothing after the last tap is returned
+        if stage_parts:
+            stage_parts[-1].tap = s + 1 in taps
+        parts += stage_parts
+    return parts
+
+
+# timm's features_only wrapper of the other families (FeatureListNet): the model's top-level modules in
+# order (stem layers, stages), the outputs of some of them returned as a list.
+
+def _feature_item_parts(module: nn.Module, path: str, downsample: DownsampleType, fuse_bn: bool,
+                        nonnegative: bool) -> tuple[list[Part], bool]:
+    """Parts of one module of a FeatureListNet, and whether its output is known to be >= 0."""
+    from timm.models.resnet import BasicBlock, Bottleneck
+
+    if isinstance(module, (BasicBlock, Bottleneck)):
+        if not getattr(module, "has_shortcut", True):
+            part = plain_part(path, module, partial(shortcut_free_block_layers, module, path))
+        else:
+            part = residual_part(path, module, partial(resnet_block_branch, module, path, nonnegative),
+                                 downsample, fuse_bn)
+        last = "act3" if hasattr(module, "conv3") else "act2"
+        return [part], is_nonnegative_activation(getattr(module, last, None))
+    if _is_efficientnet_block(module):
+        return [efficientnet_block_part(module, path, downsample, fuse_bn)], False
+    if isinstance(module, nn.Sequential) and type(module).forward is nn.Sequential.forward:
+        parts: list[Part] = []
+        for name, child in module.named_children():
+            child_parts, nonnegative = _feature_item_parts(child, f"{path}.{name}", downsample, fuse_bn, nonnegative)
+            parts += child_parts
+        return parts, nonnegative
+    if is_inactive(module):
+        return [], nonnegative
+    if type(module) in (nn.Conv2d, nn.BatchNorm2d, nn.Linear) or isinstance(module, BatchNormAct2d):
+        return [plain_part(path, module, partial(plain_layers, module, path))], False
+    if type(module) is nn.MaxPool2d:
+        return [plain_part(path, module, lambda: [module])], nonnegative
+    if is_nonnegative_activation(module):
+        return [plain_part(path, module, partial(plain_layers, module, path))], True
+    return [Part(path, module, _refuse(path, module, "no RM reader for this module inside a features_only model "
+                                       "(timm ResNet and EfficientNet-class blocks are read)"))], False
+
+
+@register_reader(lambda model: type(model) is FeatureListNet,
+                 "timm features_only models (FeatureListNet) of the timm ResNet family")
+def read_timm_feature_list(model: FeatureListNet, downsample: DownsampleType, fuse_bn: bool) -> list[Part]:
+    if getattr(model, "concat", False):
+        return [Part("", model, _refuse("", model, "feature_concat=True has no plain form"))]
+    returned = list(model.return_layers)
+    parts: list[Part] = []
+    nonnegative = False  # the network input
+    for name, module in model.items():
+        item_parts, nonnegative = _feature_item_parts(module, name, downsample, fuse_bn, nonnegative)
+        if name in model.return_layers:
+            if not item_parts:
+                return [Part(name, module, _refuse(name, module, "a tapped module that computes nothing "
+                                                   "(an identity) has no place in a plain network"))]
+            item_parts[-1].tap = True
+        parts += item_parts
+        if name == returned[-1]:
+            break
+    return parts
