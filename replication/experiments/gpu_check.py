@@ -167,29 +167,30 @@ def groups(settings: Settings) -> list[Group]:
     for dataset in settings.cifar_datasets:
         out.append(_table1_group(dataset, _rows("table1_sota", dataset), f"table1_sota/{dataset}"))
     for dataset in settings.cifar_datasets:
-        rows = {row.backbone: row for row in _rows("table2_mobilenet", dataset)}
-        v2, v1 = rows["MobileNetV2"], rows["MobileNetV1"]
-        members = (Member(v2, ("train", "deploy"), "train", False, "MobileNetV2"),
-                   Member(v1, ("train",), "train", False, "MobileNetV1"))
-        ratios = (("rm_over_residual", "MobileNetV2", "deploy", "MobileNetV2", "train"),
+        mobilenets = {row.backbone: row for row in _rows("table2_mobilenet", dataset)}
+        v2, v1 = mobilenets["MobileNetV2"], mobilenets["MobileNetV1"]
+        pair = (Member(v2, ("train", "deploy"), "train", False, "MobileNetV2"),
+                Member(v1, ("train",), "train", False, "MobileNetV1"))
+        # RMNetV1 is MobileNetV2's deploy form: its ratio over MobileNetV2 is both kinds at once
+        table2 = (("rm_over_residual", "MobileNetV2", "deploy", "MobileNetV2", "train"),
                   ("rmnet_over_baseline", "MobileNetV2", "deploy", "MobileNetV2", "train"),
                   ("rmnet_over_baseline", "MobileNetV2", "deploy", "MobileNetV1", "train"))
-        out.append(Group("table2_mobilenet", dataset, f"table2_mobilenet/{dataset}", members, ratios, False))
+        out.append(Group("table2_mobilenet", dataset, f"table2_mobilenet/{dataset}", pair, table2, False))
     if settings.table3:
-        rows = {row.backbone: row for row in _rows("table3_repvgg_vs_resnet", "ImageNet")}
+        table3_rows = _rows("table3_repvgg_vs_resnet", "ImageNet")
         members = tuple(Member(row, ("train", "deploy") if row.backbone.startswith("RepVGG") else ("train",),
                                paper_form(row.backbone), row.backbone.startswith("RepVGG"), row.backbone)
-                        for row in rows.values())
-        ratios = (("rm_over_residual", "RepVGG 18", "deploy", "RepVGG 18", "train"),
+                        for row in table3_rows)
+        table3 = (("rm_over_residual", "RepVGG 18", "deploy", "RepVGG 18", "train"),
                   ("rm_over_residual", "RepVGG 34", "deploy", "RepVGG 34", "train"),
                   ("rmnet_over_baseline", "RepVGG 18", "deploy", "ResNet 18", "train"),
                   ("rmnet_over_baseline", "RepVGG 34", "deploy", "ResNet 34", "train"))
-        out.append(Group("table3_repvgg_vs_resnet", "ImageNet", "table3_repvgg_vs_resnet/ImageNet", members, ratios,
+        out.append(Group("table3_repvgg_vs_resnet", "ImageNet", "table3_repvgg_vs_resnet/ImageNet", members, table3,
                          True))
     imagenet = _rows("table1_sota", "ImageNet")
     for number in settings.imagenet_groups:
-        rows = [row for row in imagenet if IMAGENET_GROUPS[row.backbone] == number]
-        out.append(_table1_group("ImageNet", rows, f"table1_sota/ImageNet/group{number}"))
+        chosen = [row for row in imagenet if IMAGENET_GROUPS[row.backbone] == number]
+        out.append(_table1_group("ImageNet", chosen, f"table1_sota/ImageNet/group{number}"))
     return out
 
 
@@ -305,7 +306,8 @@ class Writer:
     """Rows to ``<out>/gpu-<device>.csv`` as they come (atomic rewrite), and kept for the report."""
 
     def __init__(self, path: Path, common: dict[str, object]) -> None:
-        self.path, self.common, self.rows = path, common, []
+        self.path, self.common = path, common
+        self.rows: list[dict[str, object]] = []
         if path.exists():
             path.unlink()
 
