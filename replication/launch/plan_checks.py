@@ -177,3 +177,31 @@ def plan_problems(config: Mapping[str, Any], *, cores: int | None, gpus: int | N
     problems = dataset_problems(config, base) if datasets else []
     return problems + resource_problems(config, cores=cores, gpus=gpus, node_cpus=node_cpu_count(),
                                         node_gpus=node_gpu_count(), cluster=cluster)
+
+
+def write_stand_ins(folder: str | os.PathLike) -> dict[str, Any]:
+    """Empty files in every dataset's layout under ``folder``, and the config overlay that points
+    ``data.roots`` at them: for a dry run that plans a profile on a machine without its data (CI). They
+    pass the presence check only; a real run would stop at the data layer's content check."""
+    root = Path(folder)
+    for name, (sub, files) in CIFAR_FILES.items():
+        (root / "cifar" / sub).mkdir(parents=True, exist_ok=True)
+        for file in files:
+            (root / "cifar" / sub / file).touch()
+    for split in ("train", "val"):
+        (root / "imagenet" / split).mkdir(parents=True, exist_ok=True)
+    (root / "fashion-mnist").mkdir(parents=True, exist_ok=True)
+    for stem in FASHION_FILES:
+        (root / "fashion-mnist" / f"{stem}.gz").touch()
+    roots = {"cifar10": root / "cifar", "cifar100": root / "cifar", "imagenet": root / "imagenet",
+             "fashion_mnist": root / "fashion-mnist"}
+    return {"data": {"roots": {name: str(path.resolve()) for name, path in roots.items()}}}
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    if len(sys.argv) != 3 or sys.argv[1] != "stand-ins":
+        sys.exit("usage: python replication/launch/plan_checks.py stand-ins FOLDER  (prints a config overlay, JSON)")
+    print(json.dumps(write_stand_ins(sys.argv[2]), indent=1))

@@ -21,10 +21,11 @@ def _job(pool, *args, command, env=None):
     """The wrapper as the workflow runs it: a plain script (no torch), then the job's command."""
     return subprocess.Popen([sys.executable, str(SCRIPT), "--pool", str(pool), *args, "--", *command],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})})
+                            env={**_env_without_slurm(), **(env or {})})
 
 
 def _env_without_slurm():
+    """This process's environment without SLURM's variables (the tests may run inside a SLURM job)."""
     return {key: value for key, value in os.environ.items() if not key.startswith("SLURM_")}
 
 

@@ -119,3 +119,9 @@ def test_plan_problems_lists_datasets_first(tmp_path, monkeypatch):
     config["data"]["roots"] = {"cifar10": str(Path(tmp_path) / "none")}
     problems = plan_checks.plan_problems(config, cores=4, gpus=1)
     assert problems[0].startswith("data.roots.cifar10") and len(problems) == 3
+
+
+def test_stand_ins_satisfy_the_presence_check(tmp_path):
+    overlay = plan_checks.write_stand_ins(tmp_path / "stand-ins")
+    config = {"datasets": ["cifar10", "cifar100", "fashion_mnist"], "imagenet": True, "data": overlay["data"]}
+    assert dataset_problems(config) == []

@@ -40,9 +40,9 @@ def step_args(**arguments):
 def _load_script(name, path):
     """A standard-library module of the suite, loaded by path: importing the package would load torch."""
     spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded
 
 
 SUITE = Path(workflow.basedir)
