@@ -2,7 +2,7 @@
 # One prepared, time-boxed check of the paper's GPU speed claims and of an AMP kill-and-resume:
 #   bash scripts/gpu-check.sh [--device cuda|cuda:N|cpu] [--quick] [--out DIR] [--budget-s S]
 # Writes <out>/gpu-<device>.csv and .md (default out: results/throughput; with --quick:
-# results/ci/throughput). Full run: at most ~8 minutes on one H100 / H200 (budget 450 s of measurement
+# results/ci/throughput). Full run: at most ~8 minutes on one H100 / H200 (budget 420 s of measurement
 # plus start-up); --device cpu --quick runs the same code path at tiny sizes in about 2 minutes (CI).
 # Needs torch, torchvision, timm, numpy, pandas and pyyaml; see docs/gpu.md. PYTHON picks the interpreter
 # (default: .venv/bin/python if there, else python3); the suite is imported from this checkout.

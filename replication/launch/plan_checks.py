@@ -184,7 +184,7 @@ def write_stand_ins(folder: str | os.PathLike) -> dict[str, Any]:
     ``data.roots`` at them: for a dry run that plans a profile on a machine without its data (CI). They
     pass the presence check only; a real run would stop at the data layer's content check."""
     root = Path(folder)
-    for name, (sub, files) in CIFAR_FILES.items():
+    for sub, files in CIFAR_FILES.values():
         (root / "cifar" / sub).mkdir(parents=True, exist_ok=True)
         for file in files:
             (root / "cifar" / sub / file).touch()

@@ -13,7 +13,6 @@ from replication.measure.paired import bootstrap_ratio_ci, measure_pair, ratio_s
 from replication.measure.throughput import ThroughputConfig, clock_of, environment, measure_throughput
 
 
-
 class Clock:
     """A fake clock that only the fake models advance."""
 

@@ -16,8 +16,8 @@ pytest.importorskip("snakemake")
 pytestmark = pytest.mark.slow  # each dry run parses the workflow and checks its config (seconds each)
 
 
-def _dry_run(tmp_path, *args, overlay=None, **node):
-    files = ["config/paper.yaml"]
+def _dry_run(tmp_path, *args, overlay=None, base="config/paper.yaml", **node):
+    files = [base]
     if overlay is not None:
         path = tmp_path / "overlay.yaml"
         path.write_text(yaml.safe_dump(overlay))
@@ -36,7 +36,7 @@ def _stand_ins(tmp_path):
 def test_paper_plan_without_data_names_each_missing_dataset_and_how_to_get_it(tmp_path):
     overlay = {"data": {"roots": {"cifar10": str(tmp_path / "none"), "cifar100": str(tmp_path / "none"),
                                   "imagenet": str(tmp_path / "none")}}}
-    result = _dry_run(tmp_path, "--profile", "profiles/paper", overlay=overlay, cpus=64, gpus=8)
+    result = _dry_run(tmp_path, "--workflow-profile", "profiles/paper", overlay=overlay, cpus=64, gpus=8)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "3 problem(s)" in output
@@ -48,7 +48,7 @@ def test_torchrun_8_against_the_paper_profile_fails_the_dry_run(tmp_path):
     overlay = {**_stand_ins(tmp_path),
                "training": {**yaml.safe_load((ROOT / "config/paper.yaml").read_text())["training"],
                             "launcher": "torchrun --nproc_per_node 8"}}
-    result = _dry_run(tmp_path, "--profile", "profiles/paper", overlay=overlay, cpus=16, gpus=8)
+    result = _dry_run(tmp_path, "--workflow-profile", "profiles/paper", overlay=overlay, cpus=16, gpus=8)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "rule train asks for 8 GPU(s) (training.launcher 'torchrun --nproc_per_node 8': one GPU per process) " \
@@ -58,15 +58,20 @@ def test_torchrun_8_against_the_paper_profile_fails_the_dry_run(tmp_path):
 
 
 def test_gpu_jobs_run_through_the_slot_allocator_and_ask_slurm_for_their_gpus(tmp_path):
-    training = {**yaml.safe_load((ROOT / "config/paper.yaml").read_text())["training"],
+    # the embedded config's small plan, moved to CUDA with a 2-process launcher
+    training = {**yaml.safe_load((ROOT / "config/config.yaml").read_text())["training"], "device": "cuda",
                 "launcher": "torchrun --nproc_per_node 2", "workers": 2}
-    overlay = {**_stand_ins(tmp_path), "training": training}
-    local = _dry_run(tmp_path, "-p", "--profile", "profiles/paper", "--resources", "gpu=4", "timing=1",
-                     overlay=overlay, cpus=16, gpus=4)
+    overlay = {"training": training, "throughput": {**yaml.safe_load((ROOT / "config/config.yaml").read_text())[
+        "throughput"], "device": "cuda"}}
+    local = _dry_run(tmp_path, "-p", "--workflow-profile", "profiles/paper", "--resources", "gpu=4", "timing=1",
+                     overlay=overlay, base="config/config.yaml", cpus=16, gpus=4)
     assert local.returncode == 0, local.stderr[-3000:]
     assert "gpu_slots.py --slots 4 --need 2 -- " in local.stdout and "torch.distributed.run --nproc_per_node 2" \
            in local.stdout
     assert "gpu_slots.py --slots 4 --need 1 -- " in local.stdout  # fine-tuning and timing: one GPU each
-    slurm = _dry_run(tmp_path, "--executor", "slurm", "--jobs", "8", "--cores", "16", overlay=overlay)
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    slurm = _dry_run(tmp_path, "--executor", "slurm", "--jobs", "8", "--cores", "16", overlay=overlay,
+                     base="config/config.yaml")
     assert slurm.returncode == 0, slurm.stderr[-3000:]
     assert "gres=gpu:2" in slurm.stdout and "cpus_per_task=6" in slurm.stdout
+    assert "gpu=" not in slurm.stdout.replace("gres=gpu:", "")  # no local pool resource on a cluster
