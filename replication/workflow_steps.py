@@ -195,7 +195,9 @@ def _throughput_config(speed: dict[str, Any]) -> ThroughputConfig:
     """The measurement settings of the config's ``throughput`` section."""
     return ThroughputConfig(batch_size=speed["batch_size"], warmup=speed["warmup"], iters=speed["iters"],
                             repeats=speed["repeats"], device=speed.get("device", "cpu"),
-                            dtype=speed.get("dtype", "float32"), channels_last=speed.get("channels_last", False))
+                            dtype=speed.get("dtype", "float32"), channels_last=speed.get("channels_last", False),
+                            clock=speed.get("clock", "wall"), statistic=speed.get("statistic", "median"),
+                            interleave=speed.get("interleave", 1))
 
 
 def throughput(output: str, throughput: dict[str, Any], profile: str, threads: int) -> None:

@@ -2,7 +2,7 @@
 # Three separate runs of the paired-ratio benchmark (RMNet 26x3_32 deploy over ResNet 34, CIFAR input,
 # batch 16, CPU), each pooled over 5 fresh worker processes (pyperf's point: some noise only shows between
 # processes), and the three ratios side by side. The goal: they agree within +-3 % on a quiet machine.
-#   bash scripts/speed-stability.sh [--one-process] [output folder]
+#   bash scripts/speed-stability.sh [--one-process | --busy] [output folder]
 # (default folder: results/benchmarks/speed_stability; --one-process: each run is the benchmark timed in
 # pytest's own process instead, for comparison)
 # Writes run1.json..run3.json (pytest-benchmark) and speed_stability.csv into the folder. Run it on a
@@ -10,6 +10,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python="${PYTHON:-.venv/bin/python}"
+# --busy: the busy-machine benchmark instead (tests/benchmarks/test_busy_machine.py): the ratio idle, then
+# three times beside a competing `yes > /dev/null`, wall clock + median and thread clock + minimum side by
+# side; the numbers go to <folder>/busy.json (default folder: results/benchmarks/speed_stability_busy).
+if [ "${1:-}" = "--busy" ]; then
+  out="${2:-results/benchmarks/speed_stability_busy}"
+  mkdir -p "$out"
+  exec "$python" -m pytest tests/benchmarks/test_busy_machine.py --benchmark-only -q -s -p no:cacheprovider \
+    --benchmark-json "$out/busy.json"
+fi
 select=worker
 if [ "${1:-}" = "--one-process" ]; then
   select="not worker"

@@ -23,6 +23,13 @@ What is taken from pyperf and pytest-benchmark, and what is not:
   (``/proc/stat`` minus this process's CPU time); above ``BUSY_SHARE`` the pair is flagged ``busy``.
   A busy pair's ratio is still paired (both sides saw the same machine); its absolute images/s are not
   comparable with a quiet run's.
+
+For a machine that is never idle (a workstation), ``ThroughputConfig`` offers what the field does
+against contention: ``clock="thread"`` (per-thread CPU time, one torch thread: time another process
+holds the core is not counted), ``statistic="min"`` (the ratio of each side's fastest round: noise only
+ever slows a round down, so the minimum is what survives it; its CI bootstraps rounds, paired), and
+``interleave=k`` (each side's ``iters`` batches of a round split into k alternating blocks, A B B A ...,
+so a slow spell lands on both sides more evenly). Every row records ``clock`` and ``statistic``.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ from .throughput import (
     ThroughputError,
     autocast,
     check_input,
+    clock_of,
     is_out_of_memory,
     out_of_memory_error,
     prepare,
@@ -75,6 +83,9 @@ class PairedRatio:
     unstable_reason: str = ""
     workers: int = 1             # separate processes the rounds come from (measure_pair_in_workers)
     round_ratios: tuple[float, ...] = field(default=(), repr=False)  # per round, in order (not a CSV column)
+    round_rates: tuple[tuple[float, float], ...] = field(default=(), repr=False)  # (A, B) images/s per round
+    clock: str = "wall"          # ThroughputConfig.clock the rounds were timed with
+    statistic: str = "median"    # median of per-round ratios, or min: fastest round of A over fastest of B
 
     def as_row(self, prefix: str = "", pair_id: str | None = None) -> dict[str, object]:
         row: dict[str, object] = {
@@ -82,7 +93,7 @@ class PairedRatio:
             f"{prefix}ratio_ci_high": self.ci_high, f"{prefix}rounds": self.rounds,
             f"{prefix}unstable": self.unstable, f"{prefix}unstable_reason": self.unstable_reason,
             f"{prefix}outliers": self.outliers, f"{prefix}pair_seconds": self.elapsed_s,
-            f"{prefix}workers": self.workers,
+            f"{prefix}workers": self.workers, "clock": self.clock, "statistic": self.statistic,
             "load_start": self.load_start, "load_end": self.load_end, "other_cpu": self.other_cpu, "busy": self.busy}
         if pair_id is not None:
             row[f"{prefix}pair_id"] = pair_id
@@ -108,6 +119,31 @@ def bootstrap_median_ci(values: list[float], *, resamples: int = 2000, seed: int
     rng = np.random.default_rng(seed)
     medians = np.median(rng.choice(data, size=(resamples, data.size), replace=True), axis=1)
     low, high = np.percentile(medians, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def ratio_statistic(rates: Sequence[tuple[float, float]], statistic: str) -> float:
+    """Ratio A / B of per-round (A, B) rates: median of the per-round ratios, or (``min``) the fastest
+    round of A over the fastest round of B (the minimum time of each side)."""
+    if statistic == "min":
+        return max(a for a, _ in rates) / max(b for _, b in rates)
+    return statistics.median(a / b for a, b in rates)
+
+
+def bootstrap_ratio_ci(rates: Sequence[tuple[float, float]], statistic: str, *, resamples: int = 2000,
+                       seed: int = 0) -> tuple[float, float]:
+    """95 % CI of :func:`ratio_statistic`: the percentile bootstrap over rounds, each resampled round
+    keeping its A and B together (paired). For ``median`` this is :func:`bootstrap_median_ci` of the
+    per-round ratios. NaNs for fewer than two rounds."""
+    if statistic != "min":
+        return bootstrap_median_ci([a / b for a, b in rates], resamples=resamples, seed=seed)
+    data = np.asarray(rates, dtype=float)
+    if len(data) < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    picks = data[rng.integers(len(data), size=(resamples, len(data)))]  # resamples x rounds x 2
+    values = picks[:, :, 0].max(axis=1) / picks[:, :, 1].max(axis=1)
+    low, high = np.percentile(values, [2.5, 97.5])
     return float(low), float(high)
 
 
@@ -170,11 +206,13 @@ def is_busy(stats: dict[str, float]) -> bool:
 
 def measure_pair(model_a: nn.Module, model_b: nn.Module, config: ThroughputConfig, *, rounds: int = 8,
                  max_rounds: int = 32, tolerance: float = 0.05, time_cap_s: float | None = None,
-                 timer: Callable[[], float] = time.perf_counter, names: tuple[str, str] = ("A", "B")) -> PairedRatio:
+                 timer: Callable[[], float] | None = None, names: tuple[str, str] = ("A", "B")) -> PairedRatio:
     """Throughput ratio A / B under ``config`` (batch, input size, device, dtype), measured as a pair.
 
-    Each round times ``config.iters`` batches of each model, in alternating order; ``config.warmup``
-    batches of each run first. While the CI half-width exceeds ``tolerance`` x ratio, the rounds double,
+    Each round times ``config.iters`` batches of each model, in alternating order (in
+    ``config.interleave`` alternating blocks per side); ``config.warmup`` batches of each run first.
+    The ratio is ``config.statistic`` over rounds (:func:`ratio_statistic`), timed with ``config.clock``
+    unless ``timer`` is given. While the CI half-width exceeds ``tolerance`` x ratio, the rounds double,
     up to ``max_rounds`` and as long as the next doubling is expected to end within ``time_cap_s``
     seconds of the start (``None``: no cap). Neither caller's model is modified (both are copied by
     ``prepare``). Raises :class:`~replication.measure.throughput.ThroughputError` when a model cannot
@@ -183,17 +221,28 @@ def measure_pair(model_a: nn.Module, model_b: nn.Module, config: ThroughputConfi
     if rounds < 2 or max_rounds < rounds:
         raise ValueError(f"need 2 <= rounds <= max_rounds, got rounds={rounds}, max_rounds={max_rounds}")
     sync = synchronizer(config.device)
+    clock = timer or clock_of(config)
     blocks: list[float] = []
+    per_block = config.iters // config.interleave
 
     def timed(model: nn.Module) -> float:
         sync()
-        start = timer()
-        for _ in range(config.iters):
+        start = clock()
+        for _ in range(per_block):
             model(x)
         sync()
-        seconds = timer() - start
+        seconds = clock() - start
         blocks.append(seconds)
-        return config.batch_size * config.iters / seconds
+        return seconds
+
+    def timed_round(index: int) -> None:
+        seconds = {0: 0.0, 1: 0.0}
+        for block in range(config.interleave):  # A B, B A, A B, ... across rounds and blocks
+            order = (0, 1) if (index + block) % 2 == 0 else (1, 0)
+            for side in order:
+                seconds[side] += timed((first, second)[side])
+        rates_a.append(config.batch_size * config.iters / seconds[0])
+        rates_b.append(config.batch_size * config.iters / seconds[1])
 
     rates_a: list[float] = []
     rates_b: list[float] = []
@@ -207,25 +256,23 @@ def measure_pair(model_a: nn.Module, model_b: nn.Module, config: ThroughputConfi
                     check_input(model, x, name)  # a shape the model cannot take: ThroughputError, as for one model
                     for _ in range(config.warmup):
                         model(x)
-                started = timer() if time_cap_s is not None else 0.0
+                # the cap is wall time whatever the clock: a thread clock stands still while others run
+                wall = timer or time.perf_counter
+                started = wall() if time_cap_s is not None else 0.0
                 target = rounds
                 while True:
                     while len(rates_a) < target:
-                        if len(rates_a) % 2 == 0:
-                            rates_a.append(timed(first))
-                            rates_b.append(timed(second))
-                        else:
-                            rates_b.append(timed(second))
-                            rates_a.append(timed(first))
-                    ratios = [a / b for a, b in zip(rates_a, rates_b, strict=True)]
-                    ratio = statistics.median(ratios)
-                    low, high = bootstrap_median_ci(ratios)
+                        timed_round(len(rates_a))
+                    pairs = list(zip(rates_a, rates_b, strict=True))
+                    ratios = [a / b for a, b in pairs]
+                    ratio = ratio_statistic(pairs, config.statistic)
+                    low, high = bootstrap_ratio_ci(pairs, config.statistic)
                     wide = not (high - low) / 2 <= tolerance * ratio  # a NaN CI counts as wide
                     if not wide or target >= max_rounds:
                         break
                     following = min(2 * target, max_rounds)
                     # stop before a doubling that would end past the cap, at the rounds' pace so far
-                    if time_cap_s is not None and (timer() - started) * following / target > time_cap_s:
+                    if time_cap_s is not None and (wall() - started) * following / target > time_cap_s:
                         capped = True
                         break
                     target = following
@@ -242,11 +289,18 @@ def measure_pair(model_a: nn.Module, model_b: nn.Module, config: ThroughputConfi
     if min(blocks) < MIN_BLOCK_SECONDS:
         reasons.append(f"timed blocks as short as {1e3 * min(blocks):.2g} ms (raise iters)")
     return PairedRatio(ratio=ratio, ci_low=low, ci_high=high, rounds=len(ratios),
-                       images_per_sec_a=statistics.median(rates_a), images_per_sec_b=statistics.median(rates_b),
+                       images_per_sec_a=summarise_rates(rates_a, config.statistic),
+                       images_per_sec_b=summarise_rates(rates_b, config.statistic),
                        unstable=bool(reasons), load_start=stats["load_start"], load_end=stats["load_end"],
                        busy=is_busy(stats), other_cpu=stats["other_cpu"], outliers=tukey_outliers(ratios),
                        elapsed_s=stats["elapsed_s"], capped=capped, unstable_reason="; ".join(reasons),
-                       round_ratios=tuple(ratios))
+                       round_ratios=tuple(ratios), round_rates=tuple(pairs), clock=config.clock,
+                       statistic=config.statistic)
+
+
+def summarise_rates(rates: Sequence[float], statistic: str) -> float:
+    """Images/s over rounds: the median, or the fastest round (``min`` of the times)."""
+    return max(rates) if statistic == "min" else statistics.median(rates)
 
 
 def bootstrap_pooled_median_ci(groups: Sequence[Sequence[float]], *, resamples: int = 2000,
@@ -295,8 +349,13 @@ def measure_pair_in_workers(build_a: Callable[[], nn.Module], build_b: Callable[
             results.append(pool.submit(_pair_in_this_process, build_a, build_b, config, rounds, names).result())
     groups = [result.round_ratios for result in results]
     ratios = [value for group in groups for value in group]
-    ratio = statistics.median(ratios)
-    low, high = bootstrap_pooled_median_ci(groups)
+    rates = [pair for result in results for pair in result.round_rates]
+    if config.statistic == "min":
+        ratio = ratio_statistic(rates, "min")
+        low, high = bootstrap_pooled_ratio_ci([result.round_rates for result in results], "min")
+    else:
+        ratio = statistics.median(ratios)
+        low, high = bootstrap_pooled_median_ci(groups)
     # a worker's own wide CI is superseded by the pooled one; its other reasons (short blocks) stand
     reasons = [reason for r in results for reason in r.unstable_reason.split("; ")
                if reason and not reason.startswith("CI wider")]
@@ -304,10 +363,28 @@ def measure_pair_in_workers(build_a: Callable[[], nn.Module], build_b: Callable[
         reasons.insert(0, f"CI wider than +-{100 * tolerance:.0f} % over {workers} workers")
     return PairedRatio(
         ratio=ratio, ci_low=low, ci_high=high, rounds=len(ratios),
-        images_per_sec_a=statistics.median(r.images_per_sec_a for r in results),
-        images_per_sec_b=statistics.median(r.images_per_sec_b for r in results),
+        images_per_sec_a=summarise_rates([r.images_per_sec_a for r in results], config.statistic),
+        images_per_sec_b=summarise_rates([r.images_per_sec_b for r in results], config.statistic),
         unstable=bool(reasons), load_start=load_start, load_end=_load(),
         # each worker measured the others' CPU share while it timed; this process only waited
         busy=any(r.busy for r in results), other_cpu=float(np.mean([r.other_cpu for r in results])),
         outliers=tukey_outliers(ratios), elapsed_s=time.perf_counter() - started,
-        unstable_reason="; ".join(dict.fromkeys(reasons)), workers=workers, round_ratios=tuple(ratios))
+        unstable_reason="; ".join(dict.fromkeys(reasons)), workers=workers, round_ratios=tuple(ratios),
+        round_rates=tuple(rates), clock=config.clock, statistic=config.statistic)
+
+
+def bootstrap_pooled_ratio_ci(groups: Sequence[Sequence[tuple[float, float]]], statistic: str, *,
+                              resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """:func:`bootstrap_pooled_median_ci` for any :func:`ratio_statistic`: resample the workers, then
+    the rounds within each (each round's A and B together). NaNs for fewer than two groups."""
+    if len(groups) < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    arrays = [np.asarray(group, dtype=float) for group in groups]
+    values = np.empty(resamples)
+    for index in range(resamples):
+        chosen = rng.integers(len(arrays), size=len(arrays))
+        picked = np.concatenate([arrays[c][rng.integers(len(arrays[c]), size=len(arrays[c]))] for c in chosen])
+        values[index] = ratio_statistic([(float(a), float(b)) for a, b in picked], statistic)
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)

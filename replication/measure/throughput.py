@@ -15,6 +15,14 @@ kernel's OOM killer never ends the process without a row).
 Before timing, glibc malloc's thresholds are fixed (``pin_allocator``, see
 :mod:`replication.measure.allocator`): left to adjust themselves, they made one model's CPU speed
 drift by half within a process. Rows record the state in ``cpu_allocator``.
+
+Clocks (``ThroughputConfig.clock``, the ``clock`` column of every row): ``wall`` (``time.perf_counter``,
+the paper's protocol and the only clock for GPUs) or ``thread`` (``time.thread_time``: the CPU time of
+the timing thread alone, with torch's intra-op threads set to 1 so that all the work runs on that
+thread). A thread clock does not advance while another process holds the core, so single-threaded CPU
+timings survive a busy machine far better than a wall clock; cache and memory-bandwidth contention
+still show. ``statistic`` says how repeats (and paired rounds) are summarised: ``median`` (the default)
+or ``min``, the fastest, which noise can only ever slow down.
 """
 
 from __future__ import annotations
@@ -38,6 +46,8 @@ PAPER_BATCH_SIZE = 128
 PAPER_WARMUP = 50
 PAPER_ITERS = 50
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+CLOCKS = ("wall", "thread")         # time.perf_counter, time.thread_time
+STATISTICS = ("median", "min")
 
 
 class ThroughputError(RuntimeError):
@@ -64,10 +74,27 @@ class ThroughputConfig:
     compile_backend: str = "inductor"  # torch.compile backend; "eager" checks the code path without codegen
     threads: int | None = None      # CPU threads; None keeps torch's setting
     pin_allocator: bool = True      # fix glibc malloc's thresholds before timing (measure/allocator.py)
+    clock: str = "wall"             # wall (perf_counter) or thread (thread_time, CPU only, one torch thread)
+    statistic: str = "median"       # how repeats / paired rounds are summarised: median or min
+    interleave: int = 1             # paired timing: each side's iters split into this many alternating blocks
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.clock not in CLOCKS:
+            raise ValueError(f"clock must be one of {', '.join(CLOCKS)}, got {self.clock!r}")
+        if self.statistic not in STATISTICS:
+            raise ValueError(f"statistic must be one of {', '.join(STATISTICS)}, got {self.statistic!r}")
+        if self.clock == "thread":
+            if not self.device.startswith("cpu"):
+                raise ValueError(f"clock 'thread' times the CPU work of one thread; {self.device} kernels run "
+                                 "elsewhere: use clock 'wall' (synchronised) on a GPU")
+            if self.threads not in (None, 1):
+                raise ValueError(f"clock 'thread' needs threads=1 (all the work on the timing thread), "
+                                 f"got threads={self.threads}")
+            object.__setattr__(self, "threads", 1)
+        if self.interleave < 1 or self.iters % self.interleave:
+            raise ValueError(f"interleave must be >= 1 and divide iters ({self.iters}), got {self.interleave}")
         for name in ("batch_size", "iters", "repeats"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -113,8 +140,18 @@ def environment(config: ThroughputConfig) -> dict[str, object]:
         "compile_backend": config.compile_backend if config.compile else "", "batch_size": config.batch_size,
         "input_size": "x".join(map(str, config.input_size)), "threads": torch.get_num_threads(),
         "warmup": config.warmup, "iters": config.iters, "repeats": config.repeats,
-        "cpu_allocator": cpu_allocator(),
+        "cpu_allocator": cpu_allocator(), "clock": config.clock, "statistic": config.statistic,
     }
+
+
+def clock_of(config: ThroughputConfig) -> Callable[[], float]:
+    """The timer ``config.clock`` names: ``time.perf_counter`` (wall) or ``time.thread_time`` (thread)."""
+    return time.thread_time if config.clock == "thread" else time.perf_counter
+
+
+def summarise(values: list[float], statistic: str) -> float:
+    """The median of ``values``, or their minimum (``statistic="min"``)."""
+    return min(values) if statistic == "min" else statistics.median(values)
 
 
 _OOM_TYPES = (getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError), MemoryError)
@@ -210,13 +247,15 @@ def check_input(model: nn.Module, x: torch.Tensor, name: str) -> None:
 
 def time_batches(run_batch: Callable[[], object], config: ThroughputConfig, *,
                  sync: Callable[[], None] = lambda: None,
-                 timer: Callable[[], float] = time.perf_counter) -> ThroughputResult:
+                 timer: Callable[[], float] | None = None) -> ThroughputResult:
     """The timing protocol, for any runtime: ``run_batch()`` runs one batch of ``config.batch_size``.
 
     Per repeat: ``warmup`` untimed batches, then ``iters`` batches in one timed region, bracketed by
     ``sync()`` (which waits for queued device work; the default no-op suits synchronous runtimes).
-    Images per second are the median over repeats, with the slowest and fastest repeat beside it.
+    Images per second are the median over repeats (the fastest with ``config.statistic="min"``), with
+    the slowest and fastest repeat beside it. ``timer`` defaults to ``config.clock``'s.
     """
+    timer = timer or clock_of(config)
     per_repeat: list[float] = []
     timed = 0
     for _ in range(config.repeats):
@@ -230,14 +269,16 @@ def time_batches(run_batch: Callable[[], object], config: ThroughputConfig, *,
         sync()
         per_repeat.append(timer() - start)
     rates = [config.batch_size * config.iters / seconds for seconds in per_repeat]
-    median_seconds = statistics.median(per_repeat)
-    return ThroughputResult(images_per_sec=statistics.median(rates), images_per_sec_min=min(rates),
-                            images_per_sec_max=max(rates), ms_per_batch=1000 * median_seconds / config.iters,
+    seconds = summarise(per_repeat, config.statistic)
+    return ThroughputResult(images_per_sec=config.batch_size * config.iters / seconds
+                            if config.statistic == "min" else statistics.median(rates),
+                            images_per_sec_min=min(rates), images_per_sec_max=max(rates),
+                            ms_per_batch=1000 * seconds / config.iters,
                             repeat_images_per_sec=rates, timed_batches=timed)
 
 
 def measure_throughput(model: nn.Module, config: ThroughputConfig = ThroughputConfig(), *,
-                       timer: Callable[[], float] = time.perf_counter, name: str = "model") -> ThroughputResult:
+                       timer: Callable[[], float] | None = None, name: str = "model") -> ThroughputResult:
     """Images per second of ``model`` on batches of ``config.batch_size`` inputs of ``config.input_size``.
 
     Per repeat: ``warmup`` untimed batches, then ``iters`` batches in one timed region (synchronised on

@@ -37,8 +37,15 @@ def test_lint_is_clean():
     assert "good condition" in result.stdout + result.stderr
 
 
-def test_paper_profile_lists_the_full_plan():
-    result = _snakemake("-n", "--configfile", "config/paper.yaml")
+def test_paper_profile_lists_the_full_plan(tmp_path, monkeypatch):
+    # planned for a node of the paper profile's size, with empty stand-ins where the data would be
+    # (the plan-time checks: tests/workflow/test_plan_time.py)
+    overlay = tmp_path / "data.json"
+    subprocess.run([sys.executable, str(ROOT / "replication/launch/plan_checks.py"), "stand-ins",
+                    str(tmp_path / "data")], stdout=overlay.open("w"), check=True)
+    monkeypatch.setenv("RMNET_NODE_CPUS", "64")
+    monkeypatch.setenv("RMNET_NODE_GPUS", "8")
+    result = _snakemake("-n", "--workflow-profile", "profiles/paper", "--configfile", "config/paper.yaml", str(overlay))
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
     for name in ("repvgg_d133", "resnet_d133", "rmnet26x3_32", "repvgg34_in", "resnet18_sparse"):

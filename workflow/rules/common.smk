@@ -1,10 +1,12 @@
 # Paths, run lists and helpers shared by every stage. Nothing here imports torch: each job runs in its
 # own process through STEP (python -m replication.workflow_steps), which logs to the rule's {log}.
 
+import importlib.util
 import json
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
@@ -35,9 +37,45 @@ def step_args(**arguments):
     return shlex.quote(json.dumps(arguments, sort_keys=True))
 
 
-def gpu(device):
-    """The `gpu` resource of a rule whose work runs on `device` (a rule asks only for its own device)."""
-    return {"gpu": 1} if str(device or "").startswith("cuda") else {}
+def _load_script(name, path):
+    """A standard-library module of the suite, loaded by path: importing the package would load torch."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+SUITE = Path(workflow.basedir)
+PLAN_CHECKS = _load_script("rmnet_plan_checks", SUITE / "replication" / "launch" / "plan_checks.py")
+GPU_SLOTS_SCRIPT = SUITE / "replication" / "launch" / "gpu_slots.py"
+
+
+def _global_resource(name):
+    value = workflow.global_resources.get(name)
+    return getattr(value, "value", value)
+
+
+# Jobs go to a cluster scheduler (SLURM) when Snakemake counts nodes (--jobs of a remote executor).
+CLUSTER = _global_resource("_nodes") is not None
+GPU_POOL = _global_resource("gpu")  # the profile's `gpu` resource: this node's GPUs (None: not limited)
+
+
+def gpu(device, count=1):
+    """The GPU request of a rule whose work runs on `device` (a rule asks only for its own device): the
+    `gpu` resource locally (the profile's pool), `gres: gpu:<count>` on a cluster (SLURM's --gres=gpu:k on
+    the job's node, set from this config, so torchrun's processes get exactly those GPUs)."""
+    if not str(device or "").startswith("cuda"):
+        return {}
+    return {"gres": f"gpu:{count}"} if CLUSTER else {"gpu": count}
+
+
+def gpu_launch(device, count=1):
+    """Shell prefix of a GPU job: the slot allocator, which sets CUDA_VISIBLE_DEVICES to `count` free GPUs of
+    the profile's pool (under SLURM: the job's own), then runs the command. Empty for CPU jobs."""
+    if not str(device or "").startswith("cuda"):
+        return ""
+    slots = max(int(GPU_POOL or count), count)
+    return f"{PYTHON} {shlex.quote(str(GPU_SLOTS_SCRIPT))} --slots {slots} --need {count} -- "
 
 
 def timing(device):
@@ -47,18 +85,15 @@ def timing(device):
     return {"timing": 1, **gpu(device)}
 
 
+TRAINING_PROCESSES = PLAN_CHECKS.launcher_processes(config["training"].get("launcher", "python"))
+
+
 def training_resources():
     """What one training job asks a cluster for: per process (torchrun's --nproc_per_node, else 1) one
     CPU plus one per data-loading worker (SLURM's cpus_per_task), and one GPU on a CUDA device."""
-    words = config["training"].get("launcher", "python").replace("=", " ").split()
-    processes = 1
-    for flag, value in zip(words, words[1:]):
-        if flag in ("--nproc_per_node", "--nproc-per-node") and value.isdigit():
-            processes = int(value)
-    cpus = processes * (1 + int(config["training"].get("workers") or 0))
+    cpus = TRAINING_PROCESSES * (1 + int(config["training"].get("workers") or 0))
     resources = {"cpus_per_task": cpus} if cpus > 1 else {}
-    if gpu(config["training"].get("device")):
-        resources["gpu"] = processes
+    resources.update(gpu(config["training"].get("device"), TRAINING_PROCESSES))
     return resources
 
 
@@ -71,7 +106,15 @@ def run_step(name, **arguments):
         raise WorkflowError("\n".join(message) or f"workflow step {name} failed")
 
 
-if workflow.is_main_process:  # jobs re-parsing this file on a cluster node skip the check
+if workflow.is_main_process:  # jobs re-parsing this file on a cluster node skip the checks
+    # Plan-time checks (replication/launch/plan_checks.py), dry runs included, one message per problem:
+    # datasets not on disk, jobs asking for more GPUs / CPUs than the profile or node offers, a launcher
+    # whose processes do not divide the GPUs. `snakemake --lint` does not need the data.
+    _problems = PLAN_CHECKS.plan_problems(config, cores=_global_resource("_cores"), gpus=GPU_POOL, cluster=CLUSTER,
+                                          datasets="--lint" not in sys.argv)
+    if _problems:
+        raise WorkflowError(f"the plan cannot run as configured ({len(_problems)} problem(s)):\n  - "
+                            + "\n  - ".join(_problems))
     # Model names and run references are checked before any job starts (the schema cannot see them).
     run_step("check_config", config=config)
 

@@ -38,7 +38,7 @@ rule pruning:
     conda:
         "../../environment.yml"
     params:
-        step=STEP,
+        step=gpu_launch(EXP["pruning"]["speed"].get("device")) + STEP,  # a GPU job gets its own GPU
         args=lambda wildcards, output, threads: step_args(
             run=config["runs"][EXP["pruning"]["run"]],
             checkpoint_dir=checkpoint_dir(wildcards.dataset, EXP["pruning"]["run"], wildcards.seed),

@@ -17,7 +17,7 @@ rule throughput:
     conda:
         "../../environment.yml"
     params:
-        step=STEP,
+        step=gpu_launch(config["throughput"].get("device")) + STEP,  # a GPU job gets its own GPU
         args=lambda wildcards, output, threads: step_args(output=output[0], throughput=config["throughput"],
                                                           profile=PROFILE, threads=threads),
     shell:
@@ -35,7 +35,7 @@ rule speed_pairs:
     conda:
         "../../environment.yml"
     params:
-        step=STEP,
+        step=gpu_launch(config["throughput"].get("device")) + STEP,  # a GPU job gets its own GPU
         args=lambda wildcards, output, threads: step_args(output=output[0], throughput=config["throughput"],
                                                           profile=PROFILE, threads=threads),
     shell:
@@ -53,7 +53,7 @@ rule ablation:
     conda:
         "../../environment.yml"
     params:
-        step=STEP,
+        step=gpu_launch(config["ablation"]["speed"].get("device")) + STEP,  # a GPU job gets its own GPU
         args=lambda wildcards, output, threads: step_args(output=output[0], ablation=config["ablation"],
                                                           profile=PROFILE, threads=threads),
     shell:

@@ -20,9 +20,10 @@ rule train:
     params:
         payload=training_payload,
         launcher=launcher(),
+        gpus=gpu_launch(config["training"].get("device"), TRAINING_PROCESSES),
         checkpoint_dir=lambda wildcards: checkpoint_dir(wildcards.dataset, wildcards.run, wildcards.seed),
     shell:
-        "{params.launcher} -m replication.experiments train-run --payload {params.payload} "
+        "{params.gpus}{params.launcher} -m replication.experiments train-run --payload {params.payload} "
         "--dataset {wildcards.dataset} --metrics {output.metrics} --checkpoint-dir {params.checkpoint_dir} "
         "--threads {threads} --seed {wildcards.seed} > {log} 2>&1"
 
@@ -69,5 +70,6 @@ rule finetune:
             metrics=output.metrics, mode=wildcards.mode, dataset=wildcards.dataset, data=config["data"],
             training=config["training"], calibration_batches=EXP["finetune"].get("calibration_batches", 8),
             profile=PROFILE, seed=int(wildcards.seed)),
+        gpus=gpu_launch(config["training"].get("device")),
     shell:
-        "{params.step} finetune {params.args} > {log} 2>&1"
+        "{params.gpus}{params.step} finetune {params.args} > {log} 2>&1"
