@@ -40,7 +40,8 @@ def _speed_verdict(claim: Claim, row: pd.Series, evidence_csv: str) -> Verdict:
     clock = f", clock {row['clock']}" if "clock" in row and isinstance(row["clock"], str) else ""
     dtype = str(row.get("dtype", ""))
     layout = ", channels_last" if bool(row.get("channels_last", False)) else ""
-    scope = (f"{row['device_name']} ({row['device']}), {int(row['threads'])} threads, batch {int(row['batch_size'])}, "
+    threads = f", {int(row['threads'])} threads" if not pd.isna(row.get("threads")) else ""
+    scope = (f"{row['device_name']} ({row['device']}){threads}, batch {int(row['batch_size'])}, "
              f"input {row['input_size']}, {dtype}{layout}{clock}, untrained weights")
     load = (f"load average {float(row['load_start']):.1f} -> {float(row['load_end']):.1f}"
             if "load_start" in row and not pd.isna(row["load_start"]) else "")
@@ -53,6 +54,8 @@ def _speed_verdict(claim: Claim, row: pd.Series, evidence_csv: str) -> Verdict:
 
 
 def speed_ratio(claim: Claim, evidence: Evidence) -> list[Verdict]:
+    """The profile's CPU pair, and beside it one GPU verdict per dataset from the GPU check's rows at the
+    paper's setting (float32, channels_last off); the other settings the check measured are in its note."""
     verdicts = []
     frame = evidence.csv("speed/pairs.csv")
     rows = frame[frame["claim_id"] == claim.id] if frame is not None else None
@@ -60,9 +63,17 @@ def speed_ratio(claim: Claim, evidence: Evidence) -> list[Verdict]:
         verdicts.append(_speed_verdict(claim, rows.iloc[-1], "speed/pairs.csv"))
     gpu = _gpu_rows(evidence, claim)
     if gpu is not None:
-        # one verdict per GPU setting (dtype, memory format) the check measured
-        for _, row in gpu.iterrows():
-            verdicts.append(_speed_verdict(claim, row, f"{evidence.gpu_dir}/gpu-*.csv"))
+        gpu = gpu[gpu["status"].astype(str) == "ok"] if "status" in gpu else gpu
+        paper_setting = (gpu["dtype"].astype(str) == "float32") & ~gpu["channels_last"].astype(bool)
+        for dataset, rows_here in gpu[paper_setting].groupby(gpu.get("dataset", pd.Series("", index=gpu.index))
+                                                              .fillna("").astype(str), sort=True):
+            verdict = _speed_verdict(claim, rows_here.iloc[-1], f"{evidence.gpu_dir}/gpu-*.csv")
+            others = gpu[~paper_setting & (gpu.get("dataset", "").fillna("").astype(str) == dataset)]
+            listing = "; ".join(f"{r.dtype}{', channels_last' if bool(r.channels_last) else ''}: {r.ratio:.3f} "
+                                f"[{r.ratio_ci_low:.3f}, {r.ratio_ci_high:.3f}]" for r in others.itertuples())
+            verdict.dataset = dataset
+            verdict.note = join(verdict.note, f"other settings: {listing}" if listing else "")
+            verdicts.append(verdict)
     if not verdicts:
         why = how_to_run("cuda") if claim.requires == "cuda" else "no paired speed measurement: rule speed_pairs"
         return [not_run(why)]
