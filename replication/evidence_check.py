@@ -566,7 +566,8 @@ def select(checks: list[Check], train_costs: dict[TrainKey, float], *, budget_s:
     queues: dict[str, list[Check]] = {}
     for check in sorted(pool, key=lambda c: (not c.comparable, marginal(c, set()) * jitter[id(c)], c.name)):
         queues.setdefault(check.kind, []).append(check)
-    order: list[str] = [kind for kind in ("train", "speed", "ablation", "finetune", "mobilenet", "pruning") if kind in queues]
+    preferred = ("train", "speed", "ablation", "finetune", "mobilenet", "pruning")
+    order: list[str] = [kind for kind in preferred if kind in queues]
     order += [kind for kind in queues if kind not in order]
     chosen: list[Check] = []
     trained: set[TrainKey] = set()
