@@ -60,7 +60,16 @@ def _errorbar_extent(ax) -> tuple[float, float]:
     return float(ys.min()), float(ys.max())
 
 
-def _scatter(ax, marker_filled: bool | None = None) -> list[PathCollection]:
+def _series_colours(ax) -> dict[str, str]:
+    """Legend label -> colour of every labelled line and error-bar series in ``ax``."""
+    series = {container.get_label(): to_hex(container.lines[0].get_color()) for container in ax.containers
+              if container.get_label() and not container.get_label().startswith("_")}
+    series.update({line.get_label(): to_hex(line.get_color()) for line in ax.get_lines()
+                   if not line.get_label().startswith("_")})
+    return series
+
+
+def _scatter(ax) -> list[PathCollection]:
     return [c for c in ax.collections if isinstance(c, PathCollection)]
 
 
@@ -91,13 +100,15 @@ def test_fig5_ticks_at_run_depths_every_seed_failed_marked_ci_clipped_colours_fi
         assert collection.get_paths()[0].vertices.tolist() != _scatter(fig.axes[0])[0].get_paths()[0].vertices.tolist()
     # the same colour for a family in every panel, the paper's panel included
     for ax in fig.axes:
-        colours = {to_hex(line.get_color()) for line in ax.get_lines() if line.get_label().startswith(("ResNet",
-                                                                                                       "paper, CIFAR-100: RMNet"))}
-        assert colours <= {resnet}
+        series = _series_colours(ax)
+        resnet_series = [label for label in series if label.startswith(("ResNet", "paper, CIFAR-100: RMNet"))]
+        assert resnet_series and {series[label] for label in resnet_series} == {resnet}
+        assert {series[label] for label in series if "RepVGG" in label} == {repvgg}
     legend = fig.legends[0]
     texts = [t.get_text() for t in legend.get_texts()]
     assert any("did not train" in t for t in texts) and "one seed" in texts
-    title = fig.axes[0].get_title()
+    assert fig.axes[1].get_title().startswith("fashion_mnist")  # panels in dataset order: cifar10 first
+    title = fig.axes[1].get_title().replace("\n", " ")
     for part in ("fashion_mnist", "28 px", "widths 8-16-32-64", "6 epochs", "cpu", "seeds 0 1 2"):
         assert part in title
 
@@ -133,9 +144,10 @@ def test_fig6_error_bars_inside_0_100_and_collapsed_points_marked():
         assert len(markers) == 2  # hollow circles and the x of the collapsed points
     texts = [t.get_text() for t in fig.legends[0].get_texts()]
     assert any("at chance" in t for t in texts)
-    colours = {to_hex(line.get_color()) for ax in fig.axes for line in ax.get_lines()
-               if line.get_label().startswith("RMNet")}
-    assert colours == {figures.family_colour("RMNet")} != {figures.family_colour("ResNet")}
+    for ax in fig.axes:
+        series = _series_colours(ax)
+        assert {series[label] for label in series if label.startswith("RMNet")} == {figures.family_colour("RMNet")}
+        assert {series[label] for label in series if label.startswith("ResNet")} == {figures.family_colour("ResNet")}
     assert "fashion_mnist" in fig._suptitle.get_text() and "AMD EPYC" in fig._suptitle.get_text()
 
 
