@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import rm, zoo
+from . import evidence_check, rm, zoo
 from .atomic_io import DiskFullError, check_writable
 from .checkpoint_files import CheckpointError, load_checkpoint, load_weights
 from .data import DataConfig, DatasetNotFoundError
@@ -594,6 +594,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "differences from the checkpoint's run are refused")
     fit.add_argument("--output-dir", type=Path, required=True)
     fit.set_defaults(func=run_train)
+    evidence_check.add_subcommand(commands)  # verify-evidence: replication/evidence_check.py
     return parser
 
 

@@ -259,9 +259,10 @@ def finetune_figure(base_metrics: dict[str, list[str]], mode_metrics: list[str],
     figures.finetune(curves, base_metrics, _stem(png, ".png"))
 
 
-def depth_figure(summaries: list[str], csv: str, png: str) -> None:
+def depth_figure(summaries: list[str], csv: str, png: str, seeds: list[str] | None = None) -> None:
+    """Figure 5 from the depth study's summaries and, to show every seed, their per-seed rows."""
     write_csv_atomic(pd.concat([pd.read_csv(path) for path in summaries], ignore_index=True), csv)
-    figures.depth_study(csv, _stem(png, ".png"))
+    figures.depth_study(csv, _stem(png, ".png"), seeds)
 
 
 def ablation(output: str, ablation: dict[str, Any], profile: str, threads: int) -> None:

@@ -9,6 +9,7 @@ the paired, interleaved ratio of each pruned network over the unpruned trained R
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -24,6 +25,7 @@ from ..measure.throughput import ThroughputConfig, environment
 from ..prune import slim_and_prune
 from ..prune.baseline import prune_resnet_baseline
 from ..train import evaluate
+from ..train.checkpoint import plain_values
 from .training_runs import load_trained
 
 
@@ -49,7 +51,9 @@ def run(sparse_run: dict[str, Any], checkpoint: str | os.PathLike, *, thresholds
                                 max_rounds=speed.get("max_rounds", 32), time_cap_s=speed.get("pair_time_cap_s", 300.0),
                                 names=(f"{method} at {threshold}", "unpruned ResNet 18"))
             rows.append({"profile": profile, "dataset": dataset, "seed": seed, "method": method,
-                         "threshold": threshold, "params": count_params(pruned), "params_original": original,
+                         "threshold": threshold,
+                         "model_kwargs": json.dumps(plain_values(sparse_run.get("model_kwargs", {})), sort_keys=True),
+                         "params": count_params(pruned), "params_original": original,
                          "pruned_params_ratio": 1 - count_params(pruned) / original,
                          "params_plain_unpruned": plain_unpruned,
                          "macs": count_macs(pruned, size), "top1": accuracy["top1"], "top1_unpruned": unpruned_top1,

@@ -9,6 +9,7 @@ for the paper's setting.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -98,6 +99,7 @@ def summarize(metrics_files: list[str], runs: dict[str, dict[str, Any]], output:
                                          "train_samples", "test_samples", "image_size", "num_classes", "in_chans",
                                          "torch_version") if k in group}
         rows.append({"run": run_name, "dataset_key": first["dataset_key"], "label": spec.get("label", run_name),
+                     "model_kwargs": json.dumps(plain_values(spec.get("model_kwargs", {})), sort_keys=True),
                      "params": count_params(model), "macs": count_macs(model.eval(), (in_chans, size, size)),
                      **context, "top1": top1.mean, "top1_std": top1.std, "top1_ci_low": top1.ci_low,
                      "top1_ci_high": top1.ci_high, "top5": top5.mean, "n_seeds": top1.n,

@@ -94,7 +94,8 @@ rule table4:
 
 rule depth_figure:
     input:
-        expand(f"{RESULTS}/depth_study/{{dataset}}/summary.csv", dataset=DATASETS),
+        summaries=expand(f"{RESULTS}/depth_study/{{dataset}}/summary.csv", dataset=DATASETS),
+        seeds=expand(f"{RESULTS}/depth_study/{{dataset}}/seeds.csv", dataset=DATASETS),
     output:
         png=report(f"{FIGURES}/fig5_depth_study.png", category="Figures", caption="../report/fig5.rst"),
         pdf=f"{FIGURES}/fig5_depth_study.pdf",
@@ -105,7 +106,8 @@ rule depth_figure:
         "../../environment.yml"
     params:
         step=STEP,
-        args=lambda wildcards, input, output: step_args(summaries=list(input), csv=output.csv, png=output.png),
+        args=lambda wildcards, input, output: step_args(summaries=list(input.summaries), seeds=list(input.seeds),
+                                                        csv=output.csv, png=output.png),
     shell:
         "{params.step} depth_figure {params.args} > {log} 2>&1"
 
