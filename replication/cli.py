@@ -12,7 +12,7 @@ from torch import nn
 
 from . import rm, zoo
 from .atomic_io import check_writable
-from .checkpoint_files import CheckpointError, load_checkpoint, load_weights
+from .checkpoint_files import load_weights
 from .data import DataConfig, DatasetNotFoundError
 from .data.specs import DATASETS
 from .inspection import format_report, inspect_model, parse_input_size
@@ -20,6 +20,7 @@ from .measure import count_macs, count_params, layer_summary
 from .measure.cost_model import load_devices, predict_time
 from .measure.throughput import ThroughputConfig, ThroughputError
 from .rm import DOWNSAMPLE_TYPES, RMConversionError
+from .rm.file_io import CheckpointError, load_checkpoint
 from .rm.plain_io import save_plain
 from .testing import randomize_batchnorm_
 from .zoo import UnknownModelError

@@ -20,9 +20,10 @@ import torch
 from .. import zoo
 from ..atomic_io import write_csv_atomic
 from ..measure import count_macs, count_params
+from ..rm.file_io import CheckpointError
 from ..stats import chance_top1, did_not_train, summarize_seeds
 from ..train import TrainConfig, train
-from ..train.checkpoint import CheckpointError, ModelSpec, load_training_checkpoint, plain_values
+from ..train.checkpoint import ModelSpec, load_training_checkpoint, plain_values
 
 
 def train_run(run: dict[str, Any], *, dataset: str, data: dict[str, Any], training: dict[str, Any], profile: str,

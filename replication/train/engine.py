@@ -33,15 +33,8 @@ from .. import zoo
 from ..atomic_io import append_rows_atomic, write_csv_atomic
 from ..data import DataConfig, build_datasets
 from ..prune import add_shortcut_batchnorms_
-from .checkpoint import (
-    CheckpointError,
-    ModelSpec,
-    load_training_checkpoint,
-    plain_values as _plain,
-    restore_rng_state,
-    rng_state,
-    save_atomic,
-)
+from ..rm.file_io import CheckpointError, save_atomic
+from .checkpoint import ModelSpec, load_training_checkpoint, plain_values as _plain, restore_rng_state, rng_state
 from .presets import Preset, get_preset
 
 

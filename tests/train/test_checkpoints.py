@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from replication import cli
-from replication.checkpoints import CheckpointError
 from replication.data import DataConfig
+from replication.rm.file_io import CheckpointError
 from replication.train import TrainConfig, train
 from replication.train.checkpoint import ModelSpec
 from replication.train.engine import ResumeMismatchError
