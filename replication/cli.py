@@ -22,7 +22,7 @@ from .measure.throughput import ThroughputConfig, ThroughputError
 from .rm import DOWNSAMPLE_TYPES, RMConversionError
 from .rm.file_io import CheckpointError, load_checkpoint
 from .rm.plain_io import save_plain
-from .testing import randomize_batchnorm_
+from .rm.verify import randomize_batchnorm_
 from .zoo import UnknownModelError
 
 # The training engine, the experiments and the report builders are imported inside the command that

@@ -11,7 +11,7 @@ from replication import cli, rm
 from replication.checkpoint_files import load_weights
 from replication.rm.file_io import CheckpointError
 from replication.rm.plain_io import load_plain, save_plain
-from replication.testing import randomize_batchnorm_
+from replication.rm.verify import randomize_batchnorm_
 
 
 def test_convert_command_saves_a_loadable_equivalent_model(tmp_path, capsys):

@@ -25,7 +25,7 @@ from torchvision.models.resnet import BasicBlock
 from .. import rm
 from ..atomic_io import write_csv_atomic
 from ..paper import table4_text
-from ..testing import randomize_batchnorm_
+from ..rm.verify import randomize_batchnorm_
 
 # Relative output error bounds: float64 exposes any algebraic mistake; float32 is the deployed dtype.
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
