@@ -28,7 +28,7 @@ from torchvision.ops.misc import Conv2dNormActivation
 from .. import rm
 from ..data.specs import CIFAR10
 from ..rm.readers.common import plain_layers
-from ._head import FlatFeaturesMixin, stride_taps
+from .feature_taps import FlatFeaturesMixin, stride_taps
 
 __all__ = ["MobileNetV1", "MOBILENET_V1_PLAN", "mobilenet_v2_setting", "MobileNetV2", "MobileNetV2RM"]
 

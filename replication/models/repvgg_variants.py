@@ -23,7 +23,7 @@ from .. import rm
 from ..data.specs import CIFAR10, IMAGENET
 from ..rm.readers.common import plain_layers
 from ..rm.readers.timm import repvgg_block_layers, timm_head
-from ._head import ClassifierHeadMixin, StemStagesMixin
+from .feature_taps import ClassifierHeadMixin, StemStagesMixin
 from .resnet_variants import DEPTH_STUDY_LAYERS
 
 __all__ = ["CifarRepVgg", "RepVGGResNet"]

@@ -26,7 +26,7 @@ from .. import rm
 from ..data.specs import CIFAR10, IMAGENET
 from ..rm.readers.common import resnet_block_branch
 from ..rm.readers.timm import repvgg_block_layers, timm_head
-from ._head import ClassifierHeadMixin, StemStagesMixin
+from .feature_taps import ClassifierHeadMixin, StemStagesMixin
 
 __all__ = ["RMBlock", "RMNet", "checkpoint_filter_fn", "deploy_repvgg_block"]
 
