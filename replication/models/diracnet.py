@@ -18,7 +18,8 @@ from .. import rm
 from ..data.specs import CIFAR10, IMAGENET
 from ..rm.readers.common import plain_layers
 from ..rm.readers.timm import timm_head
-from .feature_taps import ClassifierHeadMixin, FlatFeaturesMixin, stride_taps
+from .classifier_head import ClassifierHeadMixin
+from .feature_taps import FlatFeaturesMixin, stride_taps
 
 __all__ = ["DiracConv2d", "DiracNet"]
 

@@ -23,7 +23,8 @@ from .. import rm
 from ..data.specs import CIFAR10, IMAGENET
 from ..rm.readers.common import plain_layers
 from ..rm.readers.timm import repvgg_block_layers, timm_head
-from .feature_taps import ClassifierHeadMixin, StemStagesMixin
+from .classifier_head import ClassifierHeadMixin
+from .feature_taps import StemStagesMixin
 from .resnet_variants import DEPTH_STUDY_LAYERS
 
 __all__ = ["CifarRepVgg", "RepVGGResNet"]

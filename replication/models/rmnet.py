@@ -26,7 +26,8 @@ from .. import rm
 from ..data.specs import CIFAR10, IMAGENET
 from ..rm.readers.common import resnet_block_branch
 from ..rm.readers.timm import repvgg_block_layers, timm_head
-from .feature_taps import ClassifierHeadMixin, StemStagesMixin
+from .classifier_head import ClassifierHeadMixin
+from .feature_taps import StemStagesMixin
 
 __all__ = ["RMBlock", "RMNet", "checkpoint_filter_fn", "deploy_repvgg_block"]
 
