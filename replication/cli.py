@@ -17,8 +17,8 @@ from .data import DataConfig, DatasetNotFoundError
 from .data.specs import DATASETS
 from .inspection import format_report, inspect_model, parse_input_size
 from .measure import count_macs, count_params, layer_summary
-from .measure.cost_model import load_devices, predict_time
-from .measure.throughput import ThroughputConfig, ThroughputError
+from .measure.cost_model import PREDICT_DTYPES, load_devices, predict_time
+from .measure.throughput import TIMING_DTYPES, ThroughputConfig, ThroughputError
 from .rm import DOWNSAMPLE_TYPES, RMConversionError
 from .rm.file_io import CheckpointError, load_checkpoint
 from .rm.plain_io import save_plain
@@ -29,7 +29,9 @@ from .zoo import UnknownModelError
 # runs them: each pulls in more (tqdm and torch.distributed, pandas tables, matplotlib) that the other
 # commands, --help and argument errors do not need.
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
+# The precisions of convert's equivalence check (the timing and cost-model precisions are
+# measure.throughput.TIMING_DTYPES and measure.cost_model.PREDICT_DTYPES).
+CHECK_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 DEFAULT_MODEL = "torchvision:resnet18"
 
 
@@ -150,12 +152,12 @@ def run_convert(args: argparse.Namespace) -> int:
         # Untrained BN is the identity; random statistics make the equivalence check meaningful.
         randomize_batchnorm_(model, seed=args.seed)
         print(f"no checkpoint: BatchNorm statistics randomised (seed {args.seed}) for the check")
-    model = model.to(DTYPES[args.dtype]).eval()
+    model = model.to(CHECK_DTYPES[args.dtype]).eval()
     plain = rm.convert(model, args.downsample)
     side = args.input_size or native_size or 224
     size = (in_chans, side, side)
     generator = torch.Generator().manual_seed(args.seed)
-    x = torch.randn(args.batch_size, *size, generator=generator).to(DTYPES[args.dtype])
+    x = torch.randn(args.batch_size, *size, generator=generator).to(CHECK_DTYPES[args.dtype])
     error = rm.max_error(model, plain, x)
     print(f"{name}: downsample={args.downsample}, input {args.batch_size}x{size}")
     _print_summary(_structure(model, size), _structure(plain, size), error, args.dtype)
@@ -284,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--input-size", type=positive_int,
                          help="square input side for the check (default: the checkpoint's training size, else 224)")
     convert.add_argument("--batch-size", type=positive_int, default=2, help="inputs in the check batch")
-    convert.add_argument("--dtype", choices=sorted(DTYPES), default="float64", help="precision of the check")
+    convert.add_argument("--dtype", choices=sorted(CHECK_DTYPES), default="float64", help="precision of the check")
     convert.add_argument("--seed", type=int, default=0)
     convert.add_argument("--output", type=Path, help="where to save the plain model")
     convert.set_defaults(func=run_convert)
@@ -303,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "device (a roofline prediction, not a measurement)")
     inspect.add_argument("--predict-batch-size", type=positive_int, default=128,
                          help="batch size of the prediction (default: 128, the paper's)")
-    inspect.add_argument("--predict-dtype", choices=("fp32", "tf32", "fp16", "bf16"), default="fp32")
+    inspect.add_argument("--predict-dtype", choices=tuple(PREDICT_DTYPES), default="fp32")
     inspect.set_defaults(func=run_inspect)
     counts = commands.add_parser("counts", help="count params and MACs of every paper table row, beside the paper")
     counts.add_argument("--output-dir", type=Path, default=Path("results/counts"),
@@ -327,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--warmup", type=non_negative_int, default=50)
     speed.add_argument("--iters", type=positive_int, default=50)
     speed.add_argument("--repeats", type=positive_int, default=3)
-    speed.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32")
+    speed.add_argument("--dtype", choices=tuple(TIMING_DTYPES), default="float32")
     speed.add_argument("--channels-last", action="store_true")
     speed.add_argument("--compile", action="store_true", help="torch.compile each model first")
     speed.add_argument("--threads", type=positive_int, help="CPU threads (default: torch's)")

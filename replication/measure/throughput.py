@@ -37,7 +37,8 @@ from .allocator import cpu_allocator, pin_cpu_allocator
 PAPER_BATCH_SIZE = 128
 PAPER_WARMUP = 50
 PAPER_ITERS = 50
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+# The precisions a model is timed in (float32, or autocast to float16 / bfloat16).
+TIMING_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 class ThroughputError(RuntimeError):
@@ -66,8 +67,8 @@ class ThroughputConfig:
     pin_allocator: bool = True      # fix glibc malloc's thresholds before timing (measure/allocator.py)
 
     def __post_init__(self) -> None:
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.dtype not in TIMING_DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(TIMING_DTYPES)}, got {self.dtype!r}")
         for name in ("batch_size", "iters", "repeats"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -193,7 +194,7 @@ def autocast(config: ThroughputConfig) -> contextlib.AbstractContextManager:
     if config.dtype == "float32":
         return contextlib.nullcontext()
     device_type = "cuda" if config.device.startswith("cuda") else "cpu"
-    return torch.autocast(device_type=device_type, dtype=DTYPES[config.dtype])
+    return torch.autocast(device_type=device_type, dtype=TIMING_DTYPES[config.dtype])
 
 
 def check_input(model: nn.Module, x: torch.Tensor, name: str) -> None:

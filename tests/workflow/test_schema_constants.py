@@ -8,7 +8,7 @@ import yaml
 
 from replication.data.datasets import DATASETS
 from replication.experiments.paper_rows import PAPER_ROWS
-from replication.measure.throughput import DTYPES
+from replication.measure.throughput import TIMING_DTYPES
 from replication.train.presets import PRESETS
 
 SCHEMA = yaml.safe_load((Path(__file__).resolve().parents[2] / "workflow/schemas/config.schema.yaml").read_text())
@@ -32,7 +32,7 @@ def test_datasets_are_the_data_layers():
 
 def test_throughput_enums_are_the_measurement_constants():
     throughput = SCHEMA["properties"]["throughput"]["properties"]
-    assert set(throughput["dtype"]["enum"]) == set(DTYPES)
+    assert set(throughput["dtype"]["enum"]) == set(TIMING_DTYPES)
     timed_tables = {row.table for row in PAPER_ROWS} - {"table3_repvgg_vs_resnet"}  # Table 3 is timed as pairs
     assert set(throughput["tables"]["items"]["enum"]) == timed_tables
     assert set(throughput["datasets"]["items"]["enum"]) == {row.dataset for row in PAPER_ROWS}
