@@ -67,7 +67,7 @@ def json_object(text: str) -> dict:
     except json.JSONDecodeError as error:
         raise argparse.ArgumentTypeError(f"is not valid JSON ({error}): {text!r}") from None
     if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"must be a JSON object of constructor arguments, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a JSON object, got {text!r}")
     return value
 
 
@@ -243,23 +243,59 @@ def run_cost_model(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_train(args: argparse.Namespace) -> int:
-    from .train import TrainConfig, train
+# The options a --run-config replaces (it names the model, recipe and data settings itself).
+_RUN_CONFIG_REPLACES = ("model", "data_root", "download", "model_kwargs", "preset", "epochs", "batch_size", "lr",
+                        "image_size", "train_subset", "test_subset", "sparsity", "workers", "device")
 
-    check_writable(args.output_dir, folder=True)
+
+def _train_config(args: argparse.Namespace):
+    """The run's TrainConfig: from the options, or from a workflow run (``--run-config``)."""
+    from .train import TrainConfig
+
+    seed = args.seed
+    if args.run_config is not None:
+        given = [f"--{name.replace('_', '-')}" for name in _RUN_CONFIG_REPLACES
+                 if getattr(args, name) not in (None, False)]
+        if given:
+            raise ValueError(f"--run-config names the model, recipe and data itself; leave out {', '.join(given)}")
+        missing = [key for key in ("run", "training", "data") if not isinstance(args.run_config.get(key), dict)]
+        if missing:
+            raise ValueError(f"--run-config needs the objects {', '.join(missing)} (run, training, data)")
+        return TrainConfig.from_mapping(args.run_config["run"], args.run_config["training"], args.run_config["data"],
+                                        dataset=args.dataset, output_dir=args.output_dir, profile=args.profile,
+                                        seed=seed, resume=not args.no_resume, extend=args.extend)
+    if args.model is None:
+        raise ValueError("train needs --model (or --run-config)")
+    seed = 0 if seed is None else seed
     overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr))
                  if v is not None}
     data = DataConfig(name=args.dataset, root=args.data_root, image_size=args.image_size,
                       train_subset=args.train_subset, test_subset=args.test_subset, download=args.download,
-                      seed=args.seed)
-    config = TrainConfig(model=args.model, data=data, preset=args.preset, overrides=overrides,
-                         output_dir=str(args.output_dir), seed=args.seed, workers=args.workers,
-                         sparsity=args.sparsity, profile=args.profile, resume=not args.no_resume, extend=args.extend,
-                         model_kwargs=args.model_kwargs,
-                         **({"device": args.device} if args.device else {}))
+                      seed=seed)
+    return TrainConfig(model=args.model, data=data, preset=args.preset or "embedded", overrides=overrides,
+                       output_dir=str(args.output_dir), seed=seed, workers=args.workers or 0,
+                       sparsity=args.sparsity or 0.0, profile=args.profile, resume=not args.no_resume,
+                       extend=args.extend, model_kwargs=args.model_kwargs or {},
+                       **({"device": args.device} if args.device else {}))
+
+
+def run_train(args: argparse.Namespace) -> int:
+    import shutil
+
+    from .train import train
+
+    check_writable(args.output_dir, folder=True)
+    if args.metrics is not None:
+        check_writable(args.metrics)
+    config = _train_config(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     last = train(config)
+    if args.metrics is not None:  # the workflow's output: a copy, so that the run folder stays whole
+        args.metrics.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(args.output_dir) / "metrics.csv", args.metrics)
     if last:
-        print(f"{args.model} on {args.dataset}: epoch {last['epoch']}, top-1 {last['top1']:.2f} %, "
+        print(f"{config.model} on {args.dataset}: epoch {last['epoch']}, top-1 {last['top1']:.2f} %, "
               f"top-5 {last['top5']:.2f} % -> {args.output_dir}/metrics.csv")
     return 0
 
@@ -355,25 +391,31 @@ def build_parser() -> argparse.ArgumentParser:
     cost.set_defaults(func=run_cost_model)
 
     fit = commands.add_parser("train", help="train a registered model (resumable; works under torchrun)",
-                              description="Train with a named preset; rerunning with the same --output-dir resumes.")
-    fit.add_argument("--model", required=True)
+                              description="Train with a named preset; rerunning with the same --output-dir resumes. "
+                                          "The workflow's training jobs run this command with --run-config.")
+    fit.add_argument("--model", help="registered model name (required unless --run-config)")
     fit.add_argument("--dataset", default="fashion_mnist", choices=DATASETS)
     fit.add_argument("--data-root", help="dataset folder (default: the dataset's usual place)")
     fit.add_argument("--download", action="store_true", help="download CIFAR if missing (needs network)")
-    fit.add_argument("--model-kwargs", type=json_object, default={},
+    fit.add_argument("--model-kwargs", type=json_object,
                      help='JSON constructor kwargs, e.g. \'{"channels": [16, 32, 64, 128]}\'')
-    fit.add_argument("--preset", default="embedded")
+    fit.add_argument("--preset", help="training recipe (default: embedded)")
     fit.add_argument("--epochs", type=positive_int)
     fit.add_argument("--batch-size", type=positive_int, help="global batch (split over torchrun processes)")
     fit.add_argument("--lr", type=float)
     fit.add_argument("--image-size", type=positive_int)
     fit.add_argument("--train-subset", type=positive_int)
     fit.add_argument("--test-subset", type=positive_int)
-    fit.add_argument("--sparsity", type=non_negative_float, default=0.0, help="network-slimming L1 factor on BN scales")
-    fit.add_argument("--workers", type=non_negative_int, default=0)
-    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--sparsity", type=non_negative_float, help="network-slimming L1 factor on BN scales (default 0)")
+    fit.add_argument("--workers", type=non_negative_int, help="data-loading workers (default 0)")
+    fit.add_argument("--seed", type=int, help="default: 0, or the run config's training.seed")
     fit.add_argument("--device")
-    fit.add_argument("--profile", default="adhoc")
+    fit.add_argument("--profile", default="adhoc", help="label stored in every row (the workflow passes its own)")
+    fit.add_argument("--threads", type=positive_int, help="CPU threads (default: torch's)")
+    fit.add_argument("--run-config", type=json_object,
+                     help="a workflow run, as JSON {run, training, data}: its runs.<name> entry and the config's "
+                          "training and data sections; replaces --model, --preset and the data options")
+    fit.add_argument("--metrics", type=Path, help="also copy the run's metrics.csv here when it ends")
     fit.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
     fit.add_argument("--extend", action="store_true",
                      help="resume a finished or running run with more --epochs (the schedule is rebuilt); other "

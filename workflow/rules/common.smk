@@ -112,14 +112,13 @@ def table3_datasets():
     return ["imagenet"] if config.get("imagenet") else DATASETS
 
 
-def training_payload(wildcards):
-    """The run's spec and the shared settings, as one JSON argument for the training entry point."""
+def training_run_config(wildcards):
+    """The run's spec and the shared settings, as one JSON argument (`python -m replication train --run-config`)."""
     training = dict(config["training"])
     if wildcards.dataset == "imagenet":
         training["preset"] = training.get("imagenet_preset", "imagenet_repvgg")
-    payload = {"run": config["runs"][wildcards.run], "data": config["data"], "training": training,
-               "profile": PROFILE}
-    return shlex.quote(json.dumps(payload))
+    run_config = {"run": config["runs"][wildcards.run], "data": config["data"], "training": training}
+    return shlex.quote(json.dumps(run_config))
 
 
 def launcher():

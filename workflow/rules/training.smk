@@ -18,12 +18,13 @@ rule train:
     conda:
         "../../environment.yml"
     params:
-        payload=training_payload,
+        run_config=training_run_config,
         launcher=launcher(),
+        profile=PROFILE,
         checkpoint_dir=lambda wildcards: checkpoint_dir(wildcards.dataset, wildcards.run, wildcards.seed),
     shell:
-        "{params.launcher} -m replication.experiments train-run --payload {params.payload} "
-        "--dataset {wildcards.dataset} --metrics {output.metrics} --checkpoint-dir {params.checkpoint_dir} "
+        "{params.launcher} -m replication train --run-config {params.run_config} --profile {params.profile} "
+        "--dataset {wildcards.dataset} --metrics {output.metrics} --output-dir {params.checkpoint_dir} "
         "--threads {threads} --seed {wildcards.seed} > {log} 2>&1"
 
 
