@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import rm, zoo
+from . import layout, rm, zoo
 from .atomic_io import check_writable
 from .checkpoint_files import load_weights
 from .data import DataConfig, DatasetNotFoundError
@@ -344,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--predict-dtype", choices=tuple(PREDICT_DTYPES), default="fp32")
     inspect.set_defaults(func=run_inspect)
     counts = commands.add_parser("counts", help="count params and MACs of every paper table row, beside the paper")
-    counts.add_argument("--output-dir", type=Path, default=Path("results/counts"),
+    counts.add_argument("--output-dir", type=Path, default=Path(layout.MANUAL_COUNTS),
                         help="folder for model_counts.csv, counts_vs_paper.csv and .md (default: %(default)s)")
     counts.add_argument("--table", action="append", choices=("table1_sota", "table2_mobilenet",
                                                              "table3_repvgg_vs_resnet"),
@@ -355,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
         "throughput", help="time paper Table 1/2 models (train and deploy forms) with the paper's protocol",
         description="Defaults are the paper's protocol (batch 128, 50 warm-up, 50 timed batches) on CUDA if "
                     "available. Rows are appended to --output; a crash keeps every finished model.")
-    speed.add_argument("--output", type=Path, default=Path("results/throughput/throughput.csv"))
+    speed.add_argument("--output", type=Path, default=Path(layout.MANUAL_THROUGHPUT))
     speed.add_argument("--table", nargs="+", default=["table1_sota", "table2_mobilenet"],
                        choices=("table1_sota", "table2_mobilenet"))
     speed.add_argument("--dataset", nargs="+", choices=("CIFAR10", "CIFAR100", "ImageNet"))
@@ -386,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Traces every model (training and deploy form) on the meta device, counts FLOPs and bytes "
                     "per op and predicts images/s from devices.yaml's data-sheet peaks and bandwidths. "
                     "Nothing is timed; writes --output and a Markdown comparison with the paper beside it.")
-    cost.add_argument("--output", type=Path, default=Path("results/throughput/predicted.csv"))
+    cost.add_argument("--output", type=Path, default=Path(layout.MANUAL_PREDICTED))
     cost.add_argument("--batch-size", type=int, default=128, help="batch to predict (default: the paper's %(default)s)")
     cost.set_defaults(func=run_cost_model)
 

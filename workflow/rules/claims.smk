@@ -4,10 +4,10 @@
 rule claims:
     input:
         RESULT_FILES,
-        f"{RESULTS}/counts/counts_vs_paper.csv",
+        result(layout.COUNTS_VS_PAPER),
         "replication/paper/claims.yaml",
     output:
-        csv=f"{RESULTS}/claims.csv",
+        csv=result(layout.CLAIMS),
         table=report(f"{FIGURES}/tables/claims.md", category="Claims", caption="../report/claims.rst"),
     log:
         f"{LOGS}/claims.log",
