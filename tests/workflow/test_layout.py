@@ -25,7 +25,8 @@ def test_layout_imports_the_standard_library_only():
 
 
 # The paper plan has every rule and ImageNet; the evidence plan other fine-tuning bases (slow tier).
-@pytest.mark.parametrize("configfile", ["config/paper.yaml", pytest.param("config/evidence.yaml", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("configfile", ["config/paper.yaml",
+                                        pytest.param("config/evidence.yaml", marks=pytest.mark.slow)])
 def test_every_file_a_verdict_reads_is_written_by_a_rule(tmp_path, configfile):
     """Dry-run the workflow with every verdict input as a target, under a results name with no files:
     a path no rule writes stops Snakemake ("no rule to produce"), where the verdict would only say
