@@ -15,10 +15,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from .. import rm
-from ..data.specs import CIFAR10, IMAGENET
 from ..rm.readers.common import plain_layers
 from ..rm.readers.timm import timm_head
 from .classifier_head import ClassifierHeadMixin
+from .defaults import CIFAR_CFG, default_cfg
 from .feature_taps import FlatFeaturesMixin, stride_taps
 
 __all__ = ["DiracConv2d", "DiracNet"]
@@ -96,10 +96,8 @@ class DiracNet(FlatFeaturesMixin, ClassifierHeadMixin, nn.Module):
 
 
 default_cfgs = generate_default_cfgs({
-    "diracnet34.untrained": {"url": "", **IMAGENET.timm_cfg(), "pool_size": (7, 7), "crop_pct": 0.875,
-                             "interpolation": "bilinear", "first_conv": "features.0", "classifier": "fc"},
-    "diracnet34_cifar.untrained": {"url": "", **CIFAR10.timm_cfg(), "pool_size": (4, 4), "crop_pct": 1.0,
-                                   "interpolation": "bilinear", "first_conv": "features.0", "classifier": "fc"},
+    "diracnet34.untrained": default_cfg("features.0"),
+    "diracnet34_cifar.untrained": default_cfg("features.0", **CIFAR_CFG),
 })
 
 
