@@ -18,7 +18,7 @@ from .. import rm
 from ..rm.readers.common import plain_layers
 from ..rm.readers.timm import timm_head
 from .classifier_head import ClassifierHeadMixin
-from .defaults import CIFAR_CFG, default_cfg
+from .defaults import CIFAR_CFG, STAGE_WIDTHS, default_cfg
 from .feature_taps import FlatFeaturesMixin, stride_taps
 
 __all__ = ["DiracConv2d", "DiracNet"]
@@ -63,7 +63,7 @@ class DiracNet(FlatFeaturesMixin, ClassifierHeadMixin, nn.Module):
     Feature taps (in the flat ``features``): the stem's ReLU and the last ReLU of each group.
     """
 
-    def __init__(self, layers: tuple[int, ...] = (6, 8, 12, 6), widths: tuple[int, ...] = (64, 128, 256, 512),
+    def __init__(self, layers: tuple[int, ...] = (6, 8, 12, 6), widths: tuple[int, ...] = STAGE_WIDTHS,
                  stem_type: str = "imagenet", num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0,
                  global_pool: str = "avg", device=None, dtype=None) -> None:
         super().__init__()
