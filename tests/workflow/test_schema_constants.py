@@ -41,3 +41,25 @@ def test_throughput_enums_are_the_measurement_constants():
 def test_recipe_schedules_are_the_engines():
     schedules = SCHEMA["$defs"]["recipe"]["properties"]["schedule"]["enum"]
     assert set(schedules) == {"step", "cosine"} == {preset.schedule for preset in PRESETS.values()}
+
+
+def _schema_keys(node: dict, prefix: str) -> list[str]:
+    """Dotted keys of the schema's leaves and sections (`runs.<name>.model`, `data`); a `$ref` to a shared
+    definition is documented once, under its own heading."""
+    keys = []
+    for name, child in node.get("properties", {}).items():
+        key = f"{prefix}{name}"
+        if isinstance(child, dict) and "properties" in child:
+            keys += _schema_keys(child, key + ".")
+        else:
+            keys.append(key)
+    extra = node.get("additionalProperties")
+    if isinstance(extra, dict) and "properties" in extra:
+        keys += _schema_keys(extra, f"{prefix}<name>.")
+    return keys
+
+
+def test_config_readme_documents_every_key():
+    readme = (Path(__file__).resolve().parents[2] / "config" / "README.md").read_text()
+    undocumented = [key for key in _schema_keys(SCHEMA, "") if f"`{key}`" not in readme]
+    assert not undocumented, f"config/README.md does not document {undocumented}"
