@@ -1,5 +1,6 @@
-"""RMNet replication workflow: every experiment to results/<profile>/**.csv, every table and figure
-regenerated from those CSVs alone into figures/<profile>/.
+"""RMNet replication workflow: every experiment to results/<results_name>/**.csv, every table and figure
+regenerated from those CSVs alone into figures/<results_name>/ (results_name: a config key; the paths
+below it are stated once, in replication/layout.py, which the verdicts read too).
 
     snakemake --cores 8                                   # embedded default (CPU, minutes)
     snakemake --cores 2 --configfile config/evidence.yaml # the evidence profile (CPU, about 75 min)
@@ -8,7 +9,7 @@ regenerated from those CSVs alone into figures/<profile>/.
     snakemake --report report.html                        # self-contained HTML report
 
 The stages live in workflow/rules/ (counts, throughput, training, experiments, report, claims); every
-job is a shell step `python -m replication.workflow_steps <step> ...` that logs to logs/<profile>/.
+job is a shell step `python -m replication.workflow_steps <step> ...` that logs to logs/<results_name>/.
 """
 
 from snakemake.utils import min_version, validate

@@ -23,7 +23,7 @@ from torch.nn import functional as F
 from torchvision.models.resnet import BasicBlock, conv1x1
 
 from replication import rm
-from replication.testing import randomize_batchnorm_
+from replication.rm.verify import randomize_batchnorm_
 
 torch.manual_seed(0)
 

@@ -22,7 +22,7 @@ import torchvision
 import replication  # noqa: F401  (registers the RMNet family with timm)
 from replication import rm
 from replication.measure import count_macs, count_params
-from replication.testing import randomize_batchnorm_
+from replication.rm.verify import randomize_batchnorm_
 
 torch.manual_seed(0)
 

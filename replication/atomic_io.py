@@ -11,10 +11,10 @@ from pathlib import Path
 import pandas as pd
 
 from .provenance import provenance as current
-from .rm.file_io import DiskFullError, check_target, write_atomic
+from .rm import file_io
 
-__all__ = ["DiskFullError", "TargetNotWritableError", "append_rows_atomic", "check_not_input", "check_target",
-           "check_writable", "write_atomic", "write_csv_atomic", "write_text_atomic"]
+__all__ = ["TargetNotWritableError", "append_rows_atomic", "check_not_input", "check_writable", "write_csv_atomic",
+           "write_text_atomic"]
 
 
 class TargetNotWritableError(ValueError):
@@ -42,7 +42,7 @@ def check_not_input(outputs: Iterable[str | os.PathLike], inputs: Mapping[str, s
 
 def check_writable(path: str | os.PathLike, *, folder: bool = False,
                    inputs: Mapping[str, str | os.PathLike | None] | None = None) -> Path:
-    """Raise :class:`TargetNotWritableError` (or ``FileExistsError``, see :func:`check_target`) unless a file
+    """Raise :class:`TargetNotWritableError` (or ``FileExistsError``, see ``rm.file_io.check_target``) unless a file
     (or, with ``folder``, a folder) can be written at ``path``. Creates nothing that stays: the nearest
     existing parent is asked for a temporary file, which is what the atomic writers will need. A file
     that is one of the command's ``inputs`` is refused (:func:`check_not_input`)."""
@@ -53,7 +53,7 @@ def check_writable(path: str | os.PathLike, *, folder: bool = False,
         if path.exists() and not path.is_dir():
             raise TargetNotWritableError(f"cannot write into {path}: it exists and is not a folder")
     else:
-        check_target(path)
+        file_io.check_target(path)
     ancestor = path if folder else path.parent
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
@@ -69,19 +69,19 @@ def check_writable(path: str | os.PathLike, *, folder: bool = False,
 
 
 def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike, *, provenance: bool = True) -> Path:
-    """Write ``frame`` to ``path`` atomically (:func:`write_atomic`).
+    """Write ``frame`` to ``path`` atomically (:func:`replication.rm.file_io.write_atomic`).
 
     With ``provenance`` (the default for results), columns the frame lacks among the suite's commit
     and the torch / torchvision / timm / onnxruntime versions are added to every row; columns it
     has keep their values (a gathered CSV keeps the provenance of the runs it gathers)."""
     if provenance:
         frame = frame.assign(**{key: value for key, value in current().items() if key not in frame.columns})
-    return write_atomic(path, lambda tmp: frame.to_csv(tmp, index=False))
+    return file_io.write_atomic(path, lambda tmp: frame.to_csv(tmp, index=False))
 
 
 def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
-    """Write ``text`` to ``path`` atomically (:func:`write_atomic`)."""
-    return write_atomic(path, lambda tmp: tmp.write_text(text))
+    """Write ``text`` to ``path`` atomically (:func:`replication.rm.file_io.write_atomic`)."""
+    return file_io.write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
 def append_rows_atomic(rows: list[dict[str, object]], path: str | os.PathLike) -> Path:

@@ -1,7 +1,7 @@
 """Checkpoint files of any source: the state_dict in one, and loading it into a model with clear errors.
 
-Reading a file (``torch.load`` with ``weights_only=True``, :class:`CheckpointError` for a missing or
-corrupt one) and writing one atomically live in :mod:`replication.rm.file_io`, re-exported here.
+Reading a file (``torch.load`` with ``weights_only=True``, ``CheckpointError`` for a missing or
+corrupt one) and writing one atomically live in :mod:`replication.rm.file_io`; import them from there.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .rm.file_io import CheckpointError, load_checkpoint, save_atomic
+from .rm import file_io
 
-__all__ = ["CheckpointError", "extract_state_dict", "load_checkpoint", "load_weights", "save_atomic"]
+__all__ = ["extract_state_dict", "load_weights"]
 
 
 def extract_state_dict(payload: Any, path: str | os.PathLike = "<checkpoint>") -> dict[str, torch.Tensor]:
@@ -26,7 +26,7 @@ def extract_state_dict(payload: Any, path: str | os.PathLike = "<checkpoint>") -
                 break
         if payload and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in payload.items()):
             return {k.removeprefix("module."): v for k, v in payload.items()}
-    raise CheckpointError(f"checkpoint {path} holds no state_dict (expected a dict of tensors, optionally "
+    raise file_io.CheckpointError(f"checkpoint {path} holds no state_dict (expected a dict of tensors, optionally "
                           "under 'state_dict' or 'model')")
 
 
@@ -42,8 +42,8 @@ def _is_batchnorm(model: nn.Module, key: str) -> bool:
 def load_weights(model: nn.Module, path: str | os.PathLike, payload: Any = None) -> nn.Module:
     """Load a checkpoint into ``model`` strictly; mismatches name the offending keys and shapes.
 
-    ``payload``: the checkpoint's content if already read with :func:`load_checkpoint` (read once)."""
-    state = extract_state_dict(load_checkpoint(path) if payload is None else payload, path)
+    ``payload``: the checkpoint's content if already read with ``rm.file_io.load_checkpoint`` (read once)."""
+    state = extract_state_dict(file_io.load_checkpoint(path) if payload is None else payload, path)
     own = model.state_dict()
     # A BatchNorm's step counter, absent from older or trimmed state_dicts: load_state_dict keeps the
     # model's own value for it (BatchNorm's version-1 loading rule), so its absence is no mismatch.
@@ -62,6 +62,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike, payload: Any = None)
             problems.append(f"unexpected keys: {show(unexpected)}")
         if wrong_shape:
             problems.append(f"shape mismatches: {show(wrong_shape)}")
-        raise CheckpointError(f"checkpoint {path} does not fit {type(model).__name__}: " + "; ".join(problems))
+        raise file_io.CheckpointError(f"checkpoint {path} does not fit {type(model).__name__}: "
+                                      + "; ".join(problems))
     model.load_state_dict(state)
     return model

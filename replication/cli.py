@@ -12,27 +12,30 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import evidence_check, rm, zoo
-from .atomic_io import DiskFullError, check_writable
-from .checkpoint_files import CheckpointError, load_checkpoint, load_weights
+from . import evidence_check, layout, rm, zoo
+from .atomic_io import check_writable
+from .checkpoint_files import load_weights
 from .data import DataConfig, DatasetNotFoundError
 from .data.specs import DATASETS, dataset_spec
 from .deploy.onnx import OnnxUnavailable
 from .devices import check_device
 from .inspection import STATUS_EXACT, format_report, inspect_model, parse_input_size
 from .measure import count_macs, count_params, layer_summary
-from .measure.cost_model import load_devices, predict_time
+from .measure.cost_model import PREDICT_DTYPES, load_devices, predict_time
 from .measure.counting import largest_activation_bytes
-from .measure.throughput import ThroughputConfig, ThroughputError, available_memory
+from .measure.throughput import TIMING_DTYPES, ThroughputConfig, ThroughputError, available_memory
 from .rm import DOWNSAMPLE_TYPES, RMConversionError
-from .testing import randomize_batchnorm_
+from .rm.file_io import CheckpointError, DiskFullError, load_checkpoint
+from .rm.verify import randomize_batchnorm_
 from .zoo import UnknownModelError
 
 # The training engine, the experiments and the report builders are imported inside the command that
 # runs them: each pulls in more (tqdm and torch.distributed, pandas tables, matplotlib) that the other
 # commands, --help and argument errors do not need.
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
+# The precisions of convert's equivalence check (the timing and cost-model precisions are
+# measure.throughput.TIMING_DTYPES and measure.cost_model.PREDICT_DTYPES).
+CHECK_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 DEFAULT_MODEL = "torchvision:resnet18"
 
 
@@ -82,7 +85,7 @@ def json_object(text: str) -> dict:
     except json.JSONDecodeError as error:
         raise argparse.ArgumentTypeError(f"is not valid JSON ({error}): {text!r}") from None
     if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"must be a JSON object of constructor arguments, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a JSON object, got {text!r}")
     return value
 
 
@@ -185,7 +188,7 @@ def run_convert(args: argparse.Namespace) -> int:
         # an unknown suffix (UnknownFormatError: exit 2)
         check_writable(args.output, inputs={"--checkpoint": args.checkpoint})
         format_of(args.output)
-    check_dtype, save_dtype = DTYPES[args.check_dtype], DTYPES[args.save_dtype]
+    check_dtype, save_dtype = CHECK_DTYPES[args.check_dtype], CHECK_DTYPES[args.save_dtype]
     steps = ["build the model", "convert", "check equivalence", "count params and MACs"]
     if args.output:
         steps += [f"write and check {args.output}"]
@@ -356,7 +359,7 @@ def run_throughput(args: argparse.Namespace) -> int:
         if args.output is not None:
             check_writable(args.output)
         return run_any_throughput(args)
-    args.output = args.output or Path("results/throughput/throughput.csv")
+    args.output = args.output or Path(layout.MANUAL_THROUGHPUT)
     check_writable(args.output, inputs={"--predictions": args.predictions})
     check_writable(args.output.with_suffix(".md"), inputs={"--predictions": args.predictions})
     config = ThroughputConfig(batch_size=args.batch_size, warmup=args.warmup, iters=args.iters, repeats=args.repeats,
@@ -391,26 +394,62 @@ def run_cost_model(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_train(args: argparse.Namespace) -> int:
-    from .train import TrainConfig, train
+# The options a --run-config replaces (it names the model, recipe and data settings itself).
+_RUN_CONFIG_REPLACES = ("model", "data_root", "download", "model_kwargs", "preset", "epochs", "batch_size", "lr",
+                        "image_size", "train_subset", "test_subset", "sparsity", "workers", "device")
 
-    check_writable(args.output_dir, folder=True)
+
+def _train_config(args: argparse.Namespace):
+    """The run's TrainConfig: from the options, or from a workflow run (``--run-config``)."""
+    from .train import TrainConfig
+
+    seed = args.seed
+    if args.run_config is not None:
+        given = [f"--{name.replace('_', '-')}" for name in _RUN_CONFIG_REPLACES
+                 if getattr(args, name) not in (None, False)]
+        if given:
+            raise ValueError(f"--run-config names the model, recipe and data itself; leave out {', '.join(given)}")
+        missing = [key for key in ("run", "training", "data") if not isinstance(args.run_config.get(key), dict)]
+        if missing:
+            raise ValueError(f"--run-config needs the objects {', '.join(missing)} (run, training, data)")
+        return TrainConfig.from_mapping(args.run_config["run"], args.run_config["training"], args.run_config["data"],
+                                        dataset=args.dataset, output_dir=args.output_dir, profile=args.profile,
+                                        seed=seed, resume=not args.no_resume, extend=args.extend)
+    if args.model is None:
+        raise ValueError("train needs --model (or --run-config)")
     spec = dataset_spec(args.dataset)  # what the run gives the constructor itself
     zoo.check_kwargs(args.model, args.model_kwargs, where="--model-kwargs", reserved=("num_classes", "in_chans"),
                      num_classes=spec.num_classes, in_chans=spec.in_chans)
+    seed = 0 if seed is None else seed
     overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr))
                  if v is not None}
     data = DataConfig(name=args.dataset, root=args.data_root, image_size=args.image_size,
                       train_subset=args.train_subset, test_subset=args.test_subset, download=args.download,
-                      seed=args.seed)
-    config = TrainConfig(model=args.model, data=data, preset=args.preset, overrides=overrides,
-                         output_dir=str(args.output_dir), seed=args.seed, workers=args.workers,
-                         sparsity=args.sparsity, profile=args.profile, resume=not args.no_resume, extend=args.extend,
-                         model_kwargs=args.model_kwargs,
-                         **({"device": args.device} if args.device else {}))
+                      seed=seed)
+    return TrainConfig(model=args.model, data=data, preset=args.preset or "embedded", overrides=overrides,
+                       output_dir=str(args.output_dir), seed=seed, workers=args.workers or 0,
+                       sparsity=args.sparsity or 0.0, profile=args.profile, resume=not args.no_resume,
+                       extend=args.extend, model_kwargs=args.model_kwargs or {},
+                       **({"device": args.device} if args.device else {}))
+
+
+def run_train(args: argparse.Namespace) -> int:
+    import shutil
+
+    from .train import train
+
+    check_writable(args.output_dir, folder=True)
+    if args.metrics is not None:
+        check_writable(args.metrics)
+    config = _train_config(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     last = train(config)
+    if args.metrics is not None:  # the workflow's output: a copy, so that the run folder stays whole
+        args.metrics.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(args.output_dir) / "metrics.csv", args.metrics)
     if last:
-        print(f"{args.model} on {args.dataset}: epoch {last['epoch']}, top-1 {last['top1']:.2f} %, "
+        print(f"{config.model} on {args.dataset}: epoch {last['epoch']}, top-1 {last['top1']:.2f} %, "
               f"top-5 {last['top5']:.2f} % -> {args.output_dir}/metrics.csv")
     return 0
 
@@ -462,10 +501,11 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--input-size", type=positive_int,
                          help="square input side for the check (default: the checkpoint's training size, else 224)")
     convert.add_argument("--batch-size", type=positive_int, default=2, help="inputs in the check batch")
-    convert.add_argument("--check-dtype", "--dtype", dest="check_dtype", choices=sorted(DTYPES), default="float64",
+    convert.add_argument("--check-dtype", "--dtype", dest="check_dtype", choices=sorted(CHECK_DTYPES),
+                         default="float64",
                          help="precision of the model, its conversion and the equivalence checks (--dtype: the "
                               "old name)")
-    convert.add_argument("--save-dtype", choices=sorted(DTYPES), default="float32",
+    convert.add_argument("--save-dtype", choices=sorted(CHECK_DTYPES), default="float32",
                          help="precision of the saved network (ONNX: float32 only)")
     convert.add_argument("--seed", type=int, default=0, help="seed of the random BN statistics and check inputs")
     convert.add_argument("--output", type=Path,
@@ -489,7 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "device (a roofline prediction, not a measurement)")
     inspect.add_argument("--predict-batch-size", type=positive_int, default=128,
                          help="batch size of the prediction (default: 128, the paper's)")
-    inspect.add_argument("--predict-dtype", choices=("fp32", "tf32", "fp16", "bf16"), default="fp32",
+    inspect.add_argument("--predict-dtype", choices=tuple(PREDICT_DTYPES), default="fp32",
                          help="precision of the prediction")
     inspect.add_argument("--check", action="store_true",
                          help="exit with status 1 unless the verdict is exact (for scripts and CI)")
@@ -498,7 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  description="Counts params and MACs (torch.utils.flop_counter) of every model row "
                                              "of the paper's Tables 1-3 in training and deploy form, beside the "
                                              "paper's numbers.", formatter_class=_HelpFormatter)
-    counts.add_argument("--output-dir", type=Path, default=Path("results/counts"),
+    counts.add_argument("--output-dir", type=Path, default=Path(layout.MANUAL_COUNTS),
                         help="folder for model_counts.csv, counts_vs_paper.csv and .md (default: %(default)s)")
     counts.add_argument("--table", action="append", choices=("table1_sota", "table2_mobilenet",
                                                              "table3_repvgg_vs_resnet"),
@@ -528,7 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="square input side (default: the model's own config or training size, else 224)")
     speed.add_argument("--downsample", choices=DOWNSAMPLE_TYPES, default="dirac", help="RM scheme for --compare-rm")
     speed.add_argument("--output", type=Path,
-                       help="CSV to write (default: none for one model or a pair; results/throughput/throughput.csv "
+                       help="CSV to write (default: none for one model or a pair; {layout.MANUAL_THROUGHPUT} "
                             "for paper rows, with a .md table beside it)")
     speed.add_argument("--table", nargs="+", default=["table1_sota", "table2_mobilenet"],
                        choices=("table1_sota", "table2_mobilenet"), help="paper rows: these tables")
@@ -540,7 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--warmup", type=non_negative_int, default=50, help="untimed batches before each repeat")
     speed.add_argument("--iters", type=positive_int, default=50, help="timed batches per repeat")
     speed.add_argument("--repeats", type=positive_int, default=3, help="repeats (the median is reported)")
-    speed.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
+    speed.add_argument("--dtype", choices=tuple(TIMING_DTYPES), default="float32",
                        help="float16 / bfloat16 run under autocast")
     speed.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     speed.add_argument("--compile", action="store_true", help="torch.compile each model first")
@@ -563,31 +603,37 @@ def build_parser() -> argparse.ArgumentParser:
                     "per op and predicts images/s from devices.yaml's data-sheet peaks and bandwidths. "
                     "Nothing is timed; writes --output and a Markdown comparison with the paper beside it.",
         formatter_class=_HelpFormatter)
-    cost.add_argument("--output", type=Path, default=Path("results/throughput/predicted.csv"))
+    cost.add_argument("--output", type=Path, default=Path(layout.MANUAL_PREDICTED))
     cost.add_argument("--batch-size", type=int, default=128, help="batch to predict (default: the paper's %(default)s)")
     cost.set_defaults(func=run_cost_model)
 
     fit = commands.add_parser("train", help="train a registered model (resumable; works under torchrun)",
-                              description="Train with a named preset; rerunning with the same --output-dir resumes.",
+                              description="Train with a named preset; rerunning with the same --output-dir resumes. "
+                                          "The workflow's training jobs run this command with --run-config.",
                               formatter_class=_HelpFormatter)
-    fit.add_argument("--model", required=True)
+    fit.add_argument("--model", help="registered model name (required unless --run-config)")
     fit.add_argument("--dataset", default="fashion_mnist", choices=DATASETS)
     fit.add_argument("--data-root", help="dataset folder (default: the dataset's usual place)")
     fit.add_argument("--download", action="store_true", help="download CIFAR if missing (needs network)")
-    fit.add_argument("--model-kwargs", type=json_object, default={},
+    fit.add_argument("--model-kwargs", type=json_object,
                      help='JSON constructor kwargs, e.g. \'{"channels": [16, 32, 64, 128]}\'')
-    fit.add_argument("--preset", default="embedded")
+    fit.add_argument("--preset", help="training recipe (default: embedded)")
     fit.add_argument("--epochs", type=positive_int)
     fit.add_argument("--batch-size", type=positive_int, help="global batch (split over torchrun processes)")
     fit.add_argument("--lr", type=finite_non_negative_float)
     fit.add_argument("--image-size", type=positive_int)
     fit.add_argument("--train-subset", type=positive_int)
     fit.add_argument("--test-subset", type=positive_int)
-    fit.add_argument("--sparsity", type=non_negative_float, default=0.0, help="network-slimming L1 factor on BN scales")
-    fit.add_argument("--workers", type=non_negative_int, default=0)
-    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--sparsity", type=non_negative_float, help="network-slimming L1 factor on BN scales (default 0)")
+    fit.add_argument("--workers", type=non_negative_int, help="data-loading workers (default 0)")
+    fit.add_argument("--seed", type=int, help="default: 0, or the run config's training.seed")
     fit.add_argument("--device", type=device_arg, help="cpu, cuda, cuda:N or mps (default: cuda if available)")
-    fit.add_argument("--profile", default="adhoc")
+    fit.add_argument("--profile", default="adhoc", help="label stored in every row (the workflow passes its own)")
+    fit.add_argument("--threads", type=positive_int, help="CPU threads (default: torch's)")
+    fit.add_argument("--run-config", type=json_object,
+                     help="a workflow run, as JSON {run, training, data}: its runs.<name> entry and the config's "
+                          "training and data sections; replaces --model, --preset and the data options")
+    fit.add_argument("--metrics", type=Path, help="also copy the run's metrics.csv here when it ends")
     fit.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
     fit.add_argument("--extend", action="store_true",
                      help="resume a finished or running run with more --epochs (the schedule is rebuilt); other "

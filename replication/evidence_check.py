@@ -9,7 +9,7 @@ What is checked (each a *check*, with an estimated cost from the committed rows'
 
 - ``train``: ``results/<profile>/train/<dataset>/<run>/seed<k>/metrics.csv`` is retrained into a temporary
   folder with the workflow's own entry point and arguments (``python -m replication.experiments
-  train-run --payload ... --threads 1 --seed k``, as rule ``train`` runs it, the payload built from the
+  train --run-config ... --threads 1 --seed k``, as rule ``train`` runs it, the payload built from the
   profile's config as ``training_payload`` in ``workflow/rules/common.smk`` builds it). Its loss and
   accuracy columns (``train_loss``, ``train_top1``, ``test_loss``, ``top1``, ``top5``) must be
   bit-identical: the CSV text of each column is compared, every epoch. The recipe columns the rows carry
@@ -127,7 +127,7 @@ class Context:
 
     @property
     def profile(self) -> str:
-        return str(self.config["profile"])
+        return str(self.config["results_name"])
 
     def train_metrics(self, key: TrainKey) -> Path:
         return self.results / "train" / key.dataset / key.run / f"seed{key.seed}" / "metrics.csv"
@@ -149,19 +149,19 @@ def load_config(paths: Sequence[str | os.PathLike]) -> dict[str, Any]:
     for path in paths:
         with open(path) as handle:
             config = _merge(config, yaml.safe_load(handle) or {})
-    if "profile" not in config:
-        raise ValueError(f"{', '.join(map(str, paths))}: no `profile` key")
+    if "results_name" not in config:
+        raise ValueError(f"{', '.join(map(str, paths))}: no `results_name` key")
     return config
 
 
 def training_payload(config: dict[str, Any], dataset: str, run: str) -> dict[str, Any]:
-    """The payload rule ``train`` passes (``training_payload`` in workflow/rules/common.smk)."""
+    """The run config rule ``train`` passes (``training_run_config`` in workflow/rules/common.smk)."""
     if run not in config.get("runs", {}):
-        raise ValueError(f"run {run!r} is not defined under `runs` of the {config['profile']} config")
+        raise ValueError(f"run {run!r} is not defined under `runs` of the {config['results_name']} config")
     training = dict(config["training"])
     if dataset == "imagenet":
         training["preset"] = training.get("imagenet_preset", "imagenet_repvgg")
-    return {"run": config["runs"][run], "data": config["data"], "training": training, "profile": config["profile"]}
+    return {"run": config["runs"][run], "data": config["data"], "training": training}
 
 
 # --- reading committed rows as text ------------------------------------------------------------------
@@ -233,9 +233,10 @@ def ensure_trained(ctx: Context, key: TrainKey) -> Path:
     metrics = ctx.scratch / "results" / "train" / key.dataset / key.run / f"seed{key.seed}" / "metrics.csv"
     ctx.log(f"training {key.name} (threads {TRAIN_THREADS}) ...")
     started = time.perf_counter()
-    _subprocess(ctx, ["-m", "replication.experiments", "train-run",
-                      "--payload", json.dumps(training_payload(ctx.config, key.dataset, key.run)),
-                      "--dataset", key.dataset, "--metrics", str(metrics), "--checkpoint-dir", str(checkpoint_dir),
+    _subprocess(ctx, ["-m", "replication", "train",
+                      "--run-config", json.dumps(training_payload(ctx.config, key.dataset, key.run)),
+                      "--profile", str(ctx.config["results_name"]),
+                      "--dataset", key.dataset, "--metrics", str(metrics), "--output-dir", str(checkpoint_dir),
                       "--threads", str(TRAIN_THREADS), "--seed", str(key.seed)],
                 ctx.scratch / "logs" / f"train_{key.dataset}_{key.run}_seed{key.seed}.log")
     ctx.log(f"trained {key.name} in {time.perf_counter() - started:.0f} s")
@@ -679,7 +680,7 @@ def add_subcommand(commands: Any) -> None:
 def run_command(args: argparse.Namespace) -> int:
     configfiles = args.configfile or [Path("config") / f"{args.profile}.yaml"]
     config = load_config(configfiles)
-    results = args.results or Path("results") / str(config["profile"])
+    results = args.results or Path("results") / str(config["results_name"])
     if not results.is_dir():
         raise ValueError(f"no committed results at {results}")
     budget = args.budget_seconds

@@ -1,5 +1,5 @@
 """What produced a result: the suite's git commit and the versions of the packages that shape the
-numbers. Every results CSV carries these columns (added by ``results.write_csv_atomic``)."""
+numbers. Every results CSV carries these columns (added by ``atomic_io.write_csv_atomic``)."""
 
 from __future__ import annotations
 

@@ -42,7 +42,7 @@ from .experiments import (
 )
 from .experiments.training_runs import summarize
 from .measure.throughput import ThroughputConfig
-from .report import claims_table, counts_table, figures, roofline, tables, throughput_table
+from .report import claims_table, counts_table, figures, paper_tables, roofline, throughput_table
 
 RUN_NAME = re.compile(r"[A-Za-z0-9_]+")  # the `run` and `base` wildcards' pattern (workflow/rules/common.smk)
 _LAUNCHER_WORD = re.compile(r"[A-Za-z0-9_.:=/,-]+")  # nothing a shell would read as more than a word
@@ -308,15 +308,15 @@ def summary(metrics: list[str], runs: dict[str, Any], summary: str, seeds: str) 
 
 
 def accuracy_table(summary: str, paper_table: str, table: str, title: str) -> None:
-    tables.accuracy_table(summary, paper_table, _stem(table, ".md"), title)
+    paper_tables.accuracy_table(summary, paper_table, _stem(table, ".md"), title)
 
 
 def structure_table(table: str) -> None:
-    tables.structure_table(_stem(table, ".md"))
+    paper_tables.structure_table(_stem(table, ".md"))
 
 
 def mobilenet_table(csv: str, pairs: str, table: str) -> None:
-    tables.mobilenet_table([csv], _stem(table, ".md"), pairs)
+    paper_tables.mobilenet_table([csv], _stem(table, ".md"), pairs)
 
 
 def claims(results_dir: str, config: dict[str, Any], csv: str, table: str, gpu_dir: str | None = None) -> None:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One prepared, time-boxed check of the paper's GPU speed claims and of an AMP kill-and-resume:
 #   bash scripts/gpu-check.sh [--device cuda|cuda:N|cpu] [--quick] [--out DIR] [--budget-s S]
-# Writes <out>/gpu-<device>.csv and .md (default out: results/throughput; with --quick:
+# Writes <out>/gpu-<device>.csv and .md (default out: results/manual/throughput; with --quick:
 # results/ci/throughput). Full run: at most ~8 minutes on one H100 / H200 (budget 420 s of measurement
 # plus start-up); --device cpu --quick runs the same code path at tiny sizes in about 2 minutes (CI).
 # Needs torch, torchvision, timm, numpy, pandas and pyyaml; see docs/gpu.md. PYTHON picks the interpreter

@@ -1,7 +1,7 @@
 """Run ``inspect`` over every model name the installed timm registers; write a CSV and a summary.
 
-    .venv/bin/python scripts/inspect_timm.py --output results/inspect/timm_models.csv
-    .venv/bin/python scripts/inspect_timm.py --output results/inspect/timm_models.csv --summary-only
+    .venv/bin/python scripts/inspect_timm.py --output results/manual/inspect/timm_models.csv
+    .venv/bin/python scripts/inspect_timm.py --output results/manual/inspect/timm_models.csv --summary-only
 
 Names are timm's architectures (``timm.list_models()``: no pretrained tags, so no duplicates), without
 this project's own registrations. Each model is built on the meta device without weights and
@@ -107,7 +107,7 @@ def summary(output: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output", type=Path, default=Path("results/inspect/timm_models.csv"))
+    parser.add_argument("--output", type=Path, default=Path("results/manual/inspect/timm_models.csv"))
     parser.add_argument("--limit", type=int, help="only the first N names (a quick look)")
     parser.add_argument("--timeout", type=int, default=120, help="seconds per model before it is recorded as an error")
     parser.add_argument("--no-cpu-fallback", action="store_true",

@@ -3,7 +3,7 @@
 # batch 16, CPU), each pooled over 5 fresh worker processes (pyperf's point: some noise only shows between
 # processes), and the three ratios side by side. The goal: they agree within +-3 % on a quiet machine.
 #   bash scripts/speed-stability.sh [--one-process | --busy] [output folder]
-# (default folder: results/benchmarks/speed_stability; --one-process: each run is the benchmark timed in
+# (default folder: results/manual/benchmarks/speed_stability; --one-process: each run is the benchmark timed in
 # pytest's own process instead, for comparison)
 # Writes run1.json..run3.json (pytest-benchmark) and speed_stability.csv into the folder. Run it on a
 # machine that nothing else is using; every run records its load average and a busy flag.
@@ -24,7 +24,7 @@ if [ "${1:-}" = "--one-process" ]; then
   select="not worker"
   shift
 fi
-out="${1:-results/benchmarks/speed_stability}"
+out="${1:-results/manual/benchmarks/speed_stability}"
 mkdir -p "$out"
 for run in 1 2 3; do
   echo "run $run of 3 ..." >&2

@@ -2,7 +2,7 @@
 # timm's own model tests (tests/test_models.py of the installed timm version, from its source release on
 # PyPI) over the models `replication` registers, with scripts/timm_conformance/conftest.py.
 #   bash scripts/timm-conformance.sh [--all | --slow] [pytest arguments ...]
-# Default: one representative model per family (CI). --all / --slow: every registered model.
+# Default: one representative model per family. --all / --slow: every registered model (what CI runs).
 # RMNET_TIMM_MODELS=a,b overrides the model list. The sdist is cached in $TIMM_CONFORMANCE_CACHE
 # (default .cache/timm-conformance). Exits with pytest's status (non-zero on any failure; 5 if nothing ran).
 set -euo pipefail

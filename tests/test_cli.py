@@ -8,9 +8,10 @@ import torch
 import torchvision
 
 from replication import cli, rm
-from replication.checkpoints import CheckpointError, load_weights
+from replication.checkpoint_files import load_weights
+from replication.rm.file_io import CheckpointError
 from replication.rm.plain_io import load_plain, save_plain
-from replication.testing import randomize_batchnorm_
+from replication.rm.verify import randomize_batchnorm_
 
 
 def test_convert_command_saves_a_loadable_equivalent_model(tmp_path, capsys):
@@ -118,8 +119,8 @@ def test_atomic_writers_refuse_a_target_that_is_not_a_regular_file(tmp_path, kin
 
     import pandas as pd
 
-    from replication.checkpoints import save_atomic
-    from replication.results import write_csv_atomic, write_text_atomic
+    from replication.atomic_io import write_csv_atomic, write_text_atomic
+    from replication.rm.file_io import save_atomic
 
     target = tmp_path / "target"
     if kind == "symlink":
@@ -192,7 +193,7 @@ def test_convert_output_in_a_read_only_folder_fails_before_any_work(tmp_path, mo
 @pytest.mark.skipif(not __import__("os").path.isdir("/proc/self"), reason="needs Linux's /proc")
 def test_read_only_filesystem_is_refused_even_for_root():
     """/proc takes no new files, whoever asks: the check creates a file rather than trusting os.access."""
-    from replication.results import TargetNotWritableError, check_writable
+    from replication.atomic_io import TargetNotWritableError, check_writable
 
     with pytest.raises(TargetNotWritableError, match="/proc does not accept new files"):
         check_writable("/proc/plain.pt")

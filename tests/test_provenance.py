@@ -3,7 +3,7 @@
 import pandas as pd
 
 from replication import provenance
-from replication.results import append_rows_atomic, write_csv_atomic
+from replication.atomic_io import append_rows_atomic, write_csv_atomic
 
 
 def test_results_rows_carry_commit_and_versions(tmp_path):

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from replication.results import write_atomic
+from replication.rm.file_io import write_atomic
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):

@@ -450,5 +450,5 @@ def judge(claims: list[Claim], evidence: Evidence, *, smoke: bool = False) -> pd
                          "n_seeds": verdict.n_seeds, "paper": claim.paper, "dataset": verdict.dataset,
                          "scope": verdict.scope, "evidence_csv": verdict.evidence, "rule": claim.rule,
                          "note": verdict.note, "device": verdict.device,
-                         "profile": evidence.config.get("profile", "")})
+                         "profile": evidence.config.get("results_name", "")})
     return pd.DataFrame(rows)

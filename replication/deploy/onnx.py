@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..atomic_io import write_atomic
 from ..measure.throughput import ThroughputConfig, ThroughputResult, time_batches
+from ..rm.file_io import write_atomic
 
 
 class OnnxUnavailable(RuntimeError):

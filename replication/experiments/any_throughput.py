@@ -12,14 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from .. import rm, zoo
-from ..checkpoint_files import CheckpointError, load_checkpoint, load_weights
+from ..checkpoint_files import load_weights
 from ..measure.paired import PairedRatio, format_ratio, measure_pair
 from ..measure.throughput import ThroughputConfig, ThroughputResult, measure_throughput
+from ..rm.file_io import CheckpointError, load_checkpoint
 from ..rm.plain_io import FORMAT as PLAIN_FORMAT, load_plain
 
 
@@ -33,13 +35,13 @@ class TimedModel:
 def _timm_input_size(model: nn.Module) -> tuple[int, int, int] | None:
     config = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None) or {}
     size = config.get("input_size")
-    return tuple(size) if size and len(size) == 3 else None  # type: ignore[return-value]
+    return tuple(size) if size and len(size) == 3 else None
 
 
 def load_model(spec: str, *, arch: str | None = None, num_classes: int | None = None) -> TimedModel:
     """The model ``spec`` names: a file (see the module doc) or a model name for :func:`replication.zoo.create`."""
     path = Path(spec)
-    kwargs = {} if num_classes is None else {"num_classes": num_classes}
+    kwargs: dict[str, Any] = {} if num_classes is None else {"num_classes": num_classes}
     if not path.is_file():
         if path.suffix in (".pt", ".pth", ".pt2", ".safetensors", ".bin", ".ckpt"):
             raise CheckpointError(f"checkpoint file not found: {path}")

@@ -27,7 +27,7 @@ from .. import rm
 from ..atomic_io import write_csv_atomic
 from ..models.rmnet import RMBlock
 from ..paper import table4_text
-from ..testing import randomize_batchnorm_
+from ..rm.verify import randomize_batchnorm_
 
 # Relative output error bounds: float64 exposes any algebraic mistake; float32 is the deployed dtype.
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}

@@ -750,7 +750,7 @@ def main(argv: list[str] | None = None) -> int:
                                      description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--device", default="cuda", help="cuda (default), cuda:N or cpu")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: the code path, not a measurement (CI)")
-    parser.add_argument("--out", help="output folder [results/throughput; results/ci/throughput with --quick]")
+    parser.add_argument("--out", help="output folder [results/manual/throughput; results/ci/throughput with --quick]")
     parser.add_argument("--budget-s", type=float, help="wall-clock budget in seconds [420; 100 with --quick]")
     parser.add_argument("--sections", default="speed,resume", help="comma-separated: speed, resume [both]")
     parser.add_argument("--train-child", help=argparse.SUPPRESS)
@@ -760,7 +760,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA device (use --device cpu --quick for the CPU path)")
-    out = Path(args.out or ("results/ci/throughput" if args.quick else "results/throughput"))
+    out = Path(args.out or ("results/ci/throughput" if args.quick else "results/manual/throughput"))
     budget = args.budget_s or (100.0 if args.quick else 420.0)
     sections = tuple(part.strip() for part in args.sections.split(",") if part.strip())
     unknown = set(sections) - {"speed", "resume"}

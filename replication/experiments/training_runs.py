@@ -1,7 +1,8 @@
 """Training runs of the accuracy experiments (Tables 1-3, Figures 5, 6, 9), driven by the workflow config.
 
 A run is named in the config (``runs: {name: {model, model_kwargs, sparsity, ...}}``) and trained on a
-dataset; its metrics land in ``<results>/train/<dataset>/<run>/metrics.csv`` and its checkpoint in
+dataset by ``python -m replication train --run-config``; its metrics land in
+``<results>/train/<dataset>/<run>/metrics.csv`` and its checkpoint in
 ``<runs>/<dataset>/<run>/checkpoint.pt``. Summaries join the last epoch of every run with its params and
 MACs, and label every row with the profile and data setting, so an embedded result is never mistaken
 for the paper's setting.
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,26 +19,12 @@ import pandas as pd
 import torch
 
 from .. import zoo
-from ..atomic_io import write_atomic, write_csv_atomic
+from ..atomic_io import write_csv_atomic
 from ..measure import count_macs, count_params
+from ..rm.file_io import CheckpointError
 from ..stats import chance_top1, did_not_train, summarize_seeds
-from ..train import TrainConfig, train
-from ..train.checkpoint import CheckpointError, ModelSpec, load_training_checkpoint, plain_values
+from ..train.checkpoint import ModelSpec, load_training_checkpoint, plain_values
 from ..train.engine import read_metrics
-
-
-def train_run(run: dict[str, Any], *, dataset: str, data: dict[str, Any], training: dict[str, Any], profile: str,
-              metrics_csv: str | os.PathLike, checkpoint_dir: str | os.PathLike, threads: int | None = None,
-              seed: int | None = None) -> None:
-    """Train one configured run with ``seed`` (default: ``training.seed``) and copy its metrics to
-    ``metrics_csv`` (resumes if interrupted). The seed drives the initialisation, the data order and
-    the data subsets."""
-    if threads:
-        torch.set_num_threads(threads)
-    config = TrainConfig.from_mapping(run, training, data, dataset=dataset, output_dir=checkpoint_dir,
-                                      profile=profile, seed=seed)
-    train(config)
-    write_atomic(metrics_csv, lambda tmp: shutil.copyfile(Path(checkpoint_dir) / "metrics.csv", tmp))
 
 
 def load_trained(run: dict[str, Any], checkpoint_dir: str | os.PathLike) -> torch.nn.Module:

@@ -45,9 +45,10 @@ from torch.utils.flop_counter import flop_registry
 
 aten = torch.ops.aten
 
-DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# The math modes the cost model predicts (tf32: float32 tensors on TensorFloat-32 units).
+PREDICT_DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 DTYPE_ALIASES = {"float32": "fp32", "float": "fp32", "float16": "fp16", "half": "fp16", "bfloat16": "bf16",
-                 **{key: key for key in DTYPES}}
+                 **{key: key for key in PREDICT_DTYPES}}
 
 # Ops that only ask about a tensor (FlopCounterMode skips the same ones).
 _METADATA_OPS = {aten.sym_is_contiguous.default, aten.is_contiguous.default, aten.is_contiguous.memory_format,
@@ -241,10 +242,10 @@ def trace(model: nn.Module, input_shape: tuple[int, ...], *, dtype: str = "fp32"
     deployed with ``.half()``). Runs on the meta device; the caller's model is not modified."""
     key = DTYPE_ALIASES.get(dtype)
     if key is None:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        raise ValueError(f"dtype must be one of {', '.join(PREDICT_DTYPES)}, got {dtype!r}")
     if len(input_shape) < 2 or any(int(d) < 1 for d in input_shape):
         raise ValueError(f"input_shape must be (N, C, ...) with positive sizes, got {tuple(input_shape)}")
-    torch_dtype = DTYPES[key]
+    torch_dtype = PREDICT_DTYPES[key]
     meta = _meta_copy(model, torch_dtype)
     mode = CostMode([*meta.parameters(), *meta.buffers()])
     handles = []
@@ -356,7 +357,7 @@ def predict(cost: ModelCost, device: str | DeviceSpec = "v100", dtype: str | Non
     convolution, the model's default."""
     spec = device if isinstance(device, DeviceSpec) else device_spec(device)
     dtype = DTYPE_ALIASES.get(dtype or cost.dtype, dtype or cost.dtype)
-    if DTYPES.get(dtype) != DTYPES[cost.dtype]:
+    if PREDICT_DTYPES.get(dtype) != PREDICT_DTYPES[cost.dtype]:
         raise ValueError(f"a {cost.dtype} trace cannot be predicted as {dtype}: trace the model in {dtype}")
     peak = spec.peak(dtype)
     compute = memory = 0.0

@@ -45,7 +45,8 @@ from .allocator import cpu_allocator, pin_cpu_allocator
 PAPER_BATCH_SIZE = 128
 PAPER_WARMUP = 50
 PAPER_ITERS = 50
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+# The precisions a model is timed in (float32, or autocast to float16 / bfloat16).
+TIMING_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 CLOCKS = ("wall", "thread")         # time.perf_counter, time.thread_time
 STATISTICS = ("median", "min")
 
@@ -79,8 +80,8 @@ class ThroughputConfig:
     interleave: int = 1             # paired timing: each side's iters split into this many alternating blocks
 
     def __post_init__(self) -> None:
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.dtype not in TIMING_DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(TIMING_DTYPES)}, got {self.dtype!r}")
         if self.clock not in CLOCKS:
             raise ValueError(f"clock must be one of {', '.join(CLOCKS)}, got {self.clock!r}")
         if self.statistic not in STATISTICS:
@@ -230,7 +231,7 @@ def autocast(config: ThroughputConfig) -> contextlib.AbstractContextManager:
     if config.dtype == "float32":
         return contextlib.nullcontext()
     device_type = "cuda" if config.device.startswith("cuda") else "cpu"
-    return torch.autocast(device_type=device_type, dtype=DTYPES[config.dtype])
+    return torch.autocast(device_type=device_type, dtype=TIMING_DTYPES[config.dtype])
 
 
 def check_input(model: nn.Module, x: torch.Tensor, name: str) -> None:

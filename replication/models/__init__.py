@@ -8,6 +8,9 @@ After ``import replication``, ``timm.create_model("rmnet26x3_32_cifar")`` etc. w
 - :mod:`.repvgg_variants`: RepVGG built from ResNet (Table 3, Figure 5) and RepVGG-A2 for CIFAR.
 - :mod:`.diracnet`: DiracNet-34.
 - :mod:`.mobilenet_cifar`: MobileNetV1 and the MobileNetV2 designed to convert into it (Table 2).
+
+What they share: :mod:`.classifier_head` (timm's head API), :mod:`.feature_taps` (feature taps and
+pruning to a tap) and :mod:`.defaults` (timm default cfgs and the paper's stage widths).
 """
 
 from . import diracnet, mobilenet_cifar, repvgg_variants, resnet_variants, rmnet  # noqa: F401

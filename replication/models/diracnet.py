@@ -15,10 +15,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from .. import rm
-from ..data.specs import CIFAR10, IMAGENET
 from ..rm.readers.common import plain_layers
 from ..rm.readers.timm import timm_head
-from ._head import ClassifierHeadMixin, FlatFeaturesMixin, stride_taps
+from .classifier_head import ClassifierHeadMixin
+from .defaults import CIFAR_CFG, STAGE_WIDTHS, default_cfg
+from .feature_taps import FlatFeaturesMixin, stride_taps
 
 __all__ = ["DiracConv2d", "DiracNet"]
 
@@ -62,7 +63,7 @@ class DiracNet(FlatFeaturesMixin, ClassifierHeadMixin, nn.Module):
     Feature taps (in the flat ``features``): the stem's ReLU and the last ReLU of each group.
     """
 
-    def __init__(self, layers: tuple[int, ...] = (6, 8, 12, 6), widths: tuple[int, ...] = (64, 128, 256, 512),
+    def __init__(self, layers: tuple[int, ...] = (6, 8, 12, 6), widths: tuple[int, ...] = STAGE_WIDTHS,
                  stem_type: str = "imagenet", num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0,
                  global_pool: str = "avg", device=None, dtype=None) -> None:
         super().__init__()
@@ -95,10 +96,8 @@ class DiracNet(FlatFeaturesMixin, ClassifierHeadMixin, nn.Module):
 
 
 default_cfgs = generate_default_cfgs({
-    "diracnet34.untrained": {"url": "", **IMAGENET.timm_cfg(), "pool_size": (7, 7), "crop_pct": 0.875,
-                             "interpolation": "bilinear", "first_conv": "features.0", "classifier": "fc"},
-    "diracnet34_cifar.untrained": {"url": "", **CIFAR10.timm_cfg(), "pool_size": (4, 4), "crop_pct": 1.0,
-                                   "interpolation": "bilinear", "first_conv": "features.0", "classifier": "fc"},
+    "diracnet34.untrained": default_cfg("features.0"),
+    "diracnet34_cifar.untrained": default_cfg("features.0", **CIFAR_CFG),
 })
 
 

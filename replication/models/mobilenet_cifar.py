@@ -26,9 +26,9 @@ from torchvision.models.mobilenetv2 import MobileNetV2
 from torchvision.ops.misc import Conv2dNormActivation
 
 from .. import rm
-from ..data.specs import CIFAR10
 from ..rm.readers.common import plain_layers
-from ._head import FlatFeaturesMixin, stride_taps
+from .defaults import CIFAR_CFG, default_cfg
+from .feature_taps import FlatFeaturesMixin, stride_taps
 
 __all__ = ["MobileNetV1", "MOBILENET_V1_PLAN", "mobilenet_v2_setting", "MobileNetV2", "MobileNetV2RM"]
 
@@ -185,8 +185,7 @@ class MobileNetV2RM(MobileNetHeadMixin, MobileNetV2):
 
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
-    return {"url": "", **CIFAR10.timm_cfg(), "pool_size": (2, 2), "crop_pct": 1.0, "interpolation": "bilinear",
-            "first_conv": "features.0.0", "classifier": "classifier.1", **kwargs}
+    return default_cfg("features.0.0", "classifier.1", **{**CIFAR_CFG, "pool_size": (2, 2)}, **kwargs)
 
 
 default_cfgs = generate_default_cfgs({

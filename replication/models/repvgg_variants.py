@@ -20,15 +20,15 @@ from timm.models.byobnet import ByoBlockCfg, ByobNet, ByoModelCfg, RepVggBlock, 
 from torch import nn
 
 from .. import rm
-from ..data.specs import CIFAR10, IMAGENET
 from ..rm.readers.common import plain_layers
 from ..rm.readers.timm import repvgg_block_layers, timm_head
-from ._head import ClassifierHeadMixin, StemStagesMixin
+from .classifier_head import ClassifierHeadMixin
+from .defaults import CIFAR_CFG, STAGE_WIDTHS, default_cfg
+from .feature_taps import StemStagesMixin
 from .resnet_variants import DEPTH_STUDY_LAYERS
 
 __all__ = ["CifarRepVgg", "RepVGGResNet"]
 
-STAGE_WIDTHS = (64, 128, 256, 512)
 
 
 class RepVGGResNet(StemStagesMixin, ClassifierHeadMixin, nn.Module):
@@ -86,18 +86,11 @@ class CifarRepVgg(ByobNet):
         self.stage_ends = [info["stage"] for info in self.feature_info]
 
 
-def _cfg(**kwargs: Any) -> dict[str, Any]:
-    return {"url": "", **IMAGENET.timm_cfg(), "pool_size": (7, 7), "crop_pct": 0.875, "interpolation": "bilinear",
-            "first_conv": "stem.0", "classifier": "fc", **kwargs}
-
-
-_CIFAR = dict(**CIFAR10.timm_cfg(), pool_size=(4, 4), crop_pct=1.0)
-
 default_cfgs = generate_default_cfgs({
-    "repvgg18.untrained": _cfg(),
-    "repvgg34.untrained": _cfg(),
-    **{f"repvgg_depth{d}_cifar.untrained": _cfg(**_CIFAR) for d in DEPTH_STUDY_LAYERS},
-    "repvgg_a2_cifar.untrained": _cfg(**_CIFAR, first_conv="stem.conv_kxk.conv", classifier="head.fc"),
+    "repvgg18.untrained": default_cfg("stem.0"),
+    "repvgg34.untrained": default_cfg("stem.0"),
+    **{f"repvgg_depth{d}_cifar.untrained": default_cfg("stem.0", **CIFAR_CFG) for d in DEPTH_STUDY_LAYERS},
+    "repvgg_a2_cifar.untrained": default_cfg("stem.conv_kxk.conv", "head.fc", **CIFAR_CFG),
 })
 
 
@@ -149,7 +142,7 @@ def repvgg_a2_cifar(pretrained: bool = False, widths: tuple[int, ...] | None = N
     if widths is not None:
         if len(widths) != len(stages):
             raise ValueError(f"repvgg_a2_cifar: widths needs {len(stages)} stage widths, got {tuple(widths)}")
-        stages = [dataclasses.replace(stage, c=float(width)) for stage, width in zip(stages, widths)]
+        stages = [dataclasses.replace(stage, c=int(width)) for stage, width in zip(stages, widths)]
     blocks = (dataclasses.replace(stages[0], s=1), *stages[1:])
     stem_chs = min(base.stem_chs, int(widths[0])) if widths is not None else base.stem_chs
     cfg = dataclasses.replace(base, blocks=blocks, stem_chs=stem_chs)

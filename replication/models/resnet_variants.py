@@ -19,7 +19,7 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, register_mo
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 from torch import nn
 
-from ..data.specs import CIFAR10, IMAGENET
+from .defaults import CIFAR_CFG, default_cfg
 
 __all__ = ["CifarResNet", "PlainBasicBlock", "PlainBottleneck", "cifar_stem_", "DEPTH_STUDY_LAYERS"]
 
@@ -94,20 +94,14 @@ def _create(variant: str, block: type[nn.Module], layers: tuple[int, ...], cifar
                                 layers=tuple(layers), **kwargs)
 
 
-def _cfg(**kwargs: Any) -> dict[str, Any]:
-    return {"url": "", **IMAGENET.timm_cfg(), "pool_size": (7, 7), "crop_pct": 0.875, "interpolation": "bilinear",
-            "first_conv": "conv1", "classifier": "fc", **kwargs}
-
-
-_CIFAR = dict(**CIFAR10.timm_cfg(), pool_size=(4, 4), crop_pct=1.0)
 
 default_cfgs = generate_default_cfgs({
-    "resnet18_cifar.untrained": _cfg(**_CIFAR),
-    "resnet34_cifar.untrained": _cfg(**_CIFAR),
-    "resdistill34_cifar.untrained": _cfg(**_CIFAR),
-    "resdistill34.untrained": _cfg(),
-    "resdistill50.untrained": _cfg(),
-    **{f"resnet_depth{d}_cifar.untrained": _cfg(**_CIFAR) for d in DEPTH_STUDY_LAYERS},
+    "resnet18_cifar.untrained": default_cfg("conv1", **CIFAR_CFG),
+    "resnet34_cifar.untrained": default_cfg("conv1", **CIFAR_CFG),
+    "resdistill34_cifar.untrained": default_cfg("conv1", **CIFAR_CFG),
+    "resdistill34.untrained": default_cfg("conv1"),
+    "resdistill50.untrained": default_cfg("conv1"),
+    **{f"resnet_depth{d}_cifar.untrained": default_cfg("conv1", **CIFAR_CFG) for d in DEPTH_STUDY_LAYERS},
 })
 
 

@@ -23,14 +23,14 @@ from timm.models.byobnet import RepVggBlock
 from torch import nn
 
 from .. import rm
-from ..data.specs import CIFAR10, IMAGENET
 from ..rm.readers.common import resnet_block_branch
 from ..rm.readers.timm import repvgg_block_layers, timm_head
-from ._head import ClassifierHeadMixin, StemStagesMixin
+from .classifier_head import ClassifierHeadMixin
+from .defaults import CIFAR_CFG, STAGE_WIDTHS, default_cfg
+from .feature_taps import StemStagesMixin
 
 __all__ = ["RMBlock", "RMNet", "checkpoint_filter_fn", "deploy_repvgg_block"]
 
-STAGE_WIDTHS = (64, 128, 256, 512)
 STEM_TYPES = ("imagenet", "cifar")
 
 
@@ -184,16 +184,9 @@ MODEL_ARCHS = {
 }
 
 
-def _cfg(**kwargs: Any) -> dict[str, Any]:
-    return {"url": "", **IMAGENET.timm_cfg(), "pool_size": (7, 7), "crop_pct": 0.875, "interpolation": "bilinear",
-            "first_conv": "stem.0.conv_kxk.conv", "classifier": "fc", **kwargs}
-
-
-CIFAR10_CFG = {**CIFAR10.timm_cfg(), "pool_size": (4, 4), "crop_pct": 1.0}
-
 default_cfgs = generate_default_cfgs({
-    **{f"{name}.untrained": _cfg() for name in MODEL_ARCHS},
-    **{f"{name}_cifar.untrained": _cfg(**CIFAR10_CFG) for name in MODEL_ARCHS},
+    **{f"{name}.untrained": default_cfg("stem.0.conv_kxk.conv") for name in MODEL_ARCHS},
+    **{f"{name}_cifar.untrained": default_cfg("stem.0.conv_kxk.conv", **CIFAR_CFG) for name in MODEL_ARCHS},
 })
 
 

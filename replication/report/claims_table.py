@@ -7,7 +7,7 @@ import os
 import pandas as pd
 
 from ..atomic_io import write_text_atomic
-from .tables import format_ci
+from .paper_tables import format_ci
 
 
 def _effect(row: pd.Series) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -162,7 +162,7 @@ def load_plain(path: str | os.PathLike, map_location: str | torch.device = "cpu"
         payload = load_checkpoint(path, map_location=map_location)
         if not isinstance(payload, dict) or payload.get("format") != FORMAT:
             raise CheckpointError(f"{path} is not a plain network saved by replication ({FORMAT!r} format expected)")
-        spec, state = payload, payload.get("state_dict")
+        spec, state = payload, cast(Any, payload.get("state_dict"))
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: a {FORMAT} file holds a list of 'layers' and a 'state_dict'")
     model = build_plain(spec, path)

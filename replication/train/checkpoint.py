@@ -20,7 +20,8 @@ from torch import nn
 from .. import zoo
 from ..data.specs import dataset_spec
 from ..prune import add_shortcut_batchnorms_
-from ..rm.file_io import CheckpointError, load_checkpoint, save_atomic  # noqa: F401  (save_atomic re-exported)
+from ..rm import file_io
+from ..rm.file_io import CheckpointError
 
 
 class NewerCheckpointWarning(UserWarning):
@@ -153,9 +154,10 @@ class ModelSpec:
 
 def load_training_checkpoint(path: str | os.PathLike, model_name: str) -> dict[str, Any]:
     """A checkpoint written by the engine for ``model_name``; another architecture is a clear error."""
-    payload = load_checkpoint(path)
+    payload = file_io.load_checkpoint(path)
     if not isinstance(payload, dict) or "model" not in payload or "epoch" not in payload:
-        raise CheckpointError(f"{path} is not a training checkpoint of this suite (no 'model' / 'epoch' entries)")
+        raise file_io.CheckpointError(f"{path} is not a training checkpoint of this suite "
+                                      "(no 'model' / 'epoch' entries)")
     if payload.get("model_name") != model_name:
-        raise CheckpointError(f"{path} holds a checkpoint of {payload.get('model_name')!r}, not {model_name!r}")
+        raise file_io.CheckpointError(f"{path} holds a checkpoint of {payload.get('model_name')!r}, not {model_name!r}")
     return payload

@@ -40,15 +40,8 @@ from ..devices import check_device
 from ..measure.throughput import device_name
 from ..provenance import provenance
 from ..prune import add_shortcut_batchnorms_
-from .checkpoint import (
-    CheckpointError,
-    ModelSpec,
-    load_training_checkpoint,
-    plain_values as _plain,
-    restore_rng_state,
-    rng_state,
-    save_atomic,
-)
+from ..rm.file_io import CheckpointError, save_atomic
+from .checkpoint import ModelSpec, load_training_checkpoint, plain_values as _plain, restore_rng_state, rng_state
 from .presets import Preset, get_preset
 
 try:

@@ -3,7 +3,7 @@ paper's baseline of the same table row, and MobileNetV2 vs its converted MobileN
 
 CPU benchmarks use small batches so the suite finishes in minutes on 2 cores; CUDA benchmarks use the
 paper's batch of 128 and skip cleanly without a GPU. Compare within a group (--benchmark-group-by=group).
-Write JSON under results/: --benchmark-json results/benchmarks/<device>.json
+Write JSON under results/: --benchmark-json results/manual/benchmarks/<device>.json
 """
 
 import pytest

@@ -19,7 +19,7 @@ from replication.stats import DID_NOT_TRAIN_LOSS_MARGIN, DID_NOT_TRAIN_MARGIN
 CLAIMS = {claim.id: claim for claim in load_claims()}
 CONTEXT = {"dataset": "fashion_mnist", "image_size": 28, "train_samples": 1000, "test_samples": 500, "epochs": 3,
            "device": "cpu", "device_name": "Test CPU", "num_classes": 10}
-CONFIG = {"profile": "fixture", "datasets": ["fashion_mnist"], "imagenet": False, "runs": {},
+CONFIG = {"results_name": "fixture", "datasets": ["fashion_mnist"], "imagenet": False, "runs": {},
           "experiments": {"finetune": {"bases": []}}, "throughput": {"device": "cpu"}}
 
 

@@ -8,7 +8,7 @@ from replication.claims import VERDICTS, Evidence, decide, judge, load_claims
 from replication.claims.ledger import LedgerError
 from replication.claims.verdicts import KINDS, matched_difference
 
-CONFIG = {"profile": "synthetic", "datasets": ["fashion_mnist"], "imagenet": False,
+CONFIG = {"results_name": "synthetic", "datasets": ["fashion_mnist"], "imagenet": False,
           "runs": {"resnet_d21": {"model": "m", "model_kwargs": {"channels": [8, 16, 32, 64]}},
                    "resnet18": {"model": "m", "label": "ResNet 18", "model_kwargs": {"channels": [8, 16, 32, 64]}},
                    "resnet34": {"model": "m", "label": "ResNet 34", "model_kwargs": {"channels": [8, 16, 32, 64]}}},

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
+from replication.atomic_io import append_rows_atomic
 from replication.measure.throughput import ThroughputConfig, ThroughputError, measure_throughput, result_row
-from replication.results import append_rows_atomic
 
 
 class FakeClock:

@@ -11,7 +11,7 @@ import replication  # noqa: F401  (registers the models)
 from replication import rm
 from replication.models import registered_models
 from replication.paper import table4_text
-from replication.testing import randomize_batchnorm_
+from replication.rm.verify import randomize_batchnorm_
 
 MODELS = registered_models()
 # Above ~20 GMACs per image, float64 checks run at 64x64 instead of 224x224 (CPU budget); the paper

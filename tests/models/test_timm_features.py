@@ -7,7 +7,7 @@ import torch
 import replication  # noqa: F401  (registers the models)
 from replication import rm
 from replication.models.rmnet import MODEL_ARCHS, checkpoint_filter_fn
-from replication.testing import randomize_batchnorm_
+from replication.rm.verify import randomize_batchnorm_
 
 RMNETS = sorted(f"{arch}{suffix}" for arch in MODEL_ARCHS for suffix in ("", "_cifar"))
 CHANNELS = [64, 64, 128, 256, 512]

@@ -8,7 +8,7 @@ from torch import nn
 import replication  # noqa: F401
 from replication import rm
 from replication.prune import add_shortcut_batchnorms_, prune_plain, slim_and_prune
-from replication.testing import randomize_batchnorm_
+from replication.rm.verify import randomize_batchnorm_
 
 
 def _sparse_resnet(seed: int, keep: float = 0.5) -> nn.Module:

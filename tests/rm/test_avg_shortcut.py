@@ -13,7 +13,7 @@ from timm.models.resnet import BasicBlock as TimmBasicBlock, ResNet as TimmResNe
 from torch import fx, nn
 
 from replication import rm
-from replication.testing import randomize_batchnorm_
+from replication.rm.verify import randomize_batchnorm_
 
 BUILDERS = {
     "timm_resnet26d": lambda: timm.create_model("resnet26d", num_classes=10),

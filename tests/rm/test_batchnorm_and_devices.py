@@ -6,7 +6,7 @@ import torchvision
 from torch import nn
 
 from replication import rm, zoo
-from replication.testing import randomize_batchnorm_
+from replication.rm.verify import randomize_batchnorm_
 
 
 def _replace_batchnorms(model: nn.Module, **options) -> nn.Module:

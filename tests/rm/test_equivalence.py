@@ -14,7 +14,7 @@ from timm.models.resnet import BasicBlock as TimmBasicBlock, ResNet as TimmResNe
 from torch import fx, nn
 
 from replication import rm
-from replication.testing import randomize_batchnorm_
+from replication.rm.verify import randomize_batchnorm_
 
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
 PLAIN_LAYER_TYPES = (nn.Conv2d, nn.ReLU, nn.ReLU6, nn.PReLU, rm.ChannelwiseClamp, nn.MaxPool2d,

@@ -9,7 +9,7 @@ from timm.models.resnet import BasicBlock as TimmBasicBlock, ResNet as TimmResNe
 from torch import nn
 
 from replication import rm
-from replication.testing import randomize_batchnorm_
+from replication.rm.verify import randomize_batchnorm_
 
 
 def test_same_padded_average_pool_downsample_names_module_and_type():

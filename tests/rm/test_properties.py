@@ -8,7 +8,7 @@ from torchvision.models.mobilenetv2 import InvertedResidual
 from torchvision.models.resnet import BasicBlock, Bottleneck, conv1x1
 
 from replication import rm
-from replication.testing import randomize_batchnorm_
+from replication.rm.verify import randomize_batchnorm_
 
 
 def _projection(inplanes: int, outplanes: int, stride: int) -> nn.Sequential | None:

@@ -5,7 +5,7 @@ import torchvision
 
 from replication import rm
 from replication.rm.plain_io import load_plain, save_plain
-from replication.testing import randomize_batchnorm_
+from replication.rm.verify import randomize_batchnorm_
 from replication.train.finetune import reserved_batchnorms
 
 

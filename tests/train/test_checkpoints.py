@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from replication import cli
-from replication.checkpoints import CheckpointError
 from replication.data import DataConfig
+from replication.rm.file_io import CheckpointError
 from replication.train import TrainConfig, train
 from replication.train.checkpoint import ModelSpec
 from replication.train.engine import ResumeMismatchError
@@ -140,3 +140,22 @@ def test_recipe_values_that_cannot_train_are_named(field, value):
 
     with pytest.raises(ValueError, match=f"training recipe: {field} must be"):
         get_preset("embedded", **{field: value})
+
+
+def test_a_workflow_run_config_trains_through_the_train_command(shared_fashion_root, tmp_path, capsys):
+    """The workflow's train rule: --run-config {run, training, data} instead of the model and data options,
+    and --metrics for the copy of metrics.csv that is the rule's output."""
+    import json
+
+    run_config = {"run": {"model": "resnet18_cifar", "label": "ResNet 18", "model_kwargs": json.loads(NARROW)},
+                  "training": {"preset": "embedded", "overrides": {"epochs": 1, "batch_size": 32}, "device": "cpu"},
+                  "data": {"image_size": 16, "train_subset": 64, "test_subset": 32,
+                           "roots": {"fashion_mnist": str(shared_fashion_root)}}}
+    metrics = tmp_path / "results" / "metrics.csv"
+    argv = ["train", "--run-config", json.dumps(run_config), "--dataset", "fashion_mnist", "--seed", "1",
+            "--profile", "test", "--output-dir", str(tmp_path / "run"), "--metrics", str(metrics)]
+    assert cli.main(argv) == 0
+    assert metrics.read_text() == (tmp_path / "run" / "metrics.csv").read_text()
+    assert "seed" in metrics.read_text().splitlines()[0]
+    assert cli.main([*argv, "--model", "resnet34_cifar"]) == 2
+    assert "leave out --model" in capsys.readouterr().err

@@ -4,7 +4,7 @@ import pytest
 from timm.data.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from replication.data import DATASETS, DataConfig, dataset_spec
-from replication.report.tables import PAPER_DATASET
+from replication.report.paper_tables import PAPER_DATASET
 
 
 def test_specs_state_the_known_facts():

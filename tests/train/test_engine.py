@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from replication.checkpoints import CheckpointError
 from replication.data import DataConfig
+from replication.rm.file_io import CheckpointError
 from replication.train import TrainConfig, get_preset, train
 from replication.train.checkpoint import load_training_checkpoint
 

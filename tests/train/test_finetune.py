@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader
 import replication  # noqa: F401
 from replication import rm
 from replication.data import DataConfig, build_datasets
-from replication.testing import randomize_batchnorm_
+from replication.rm.verify import randomize_batchnorm_
 from replication.train import TrainConfig, evaluate, train
 from replication.train.finetune import prepare_for_finetuning, reserved_batchnorms
 

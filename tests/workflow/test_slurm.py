@@ -135,7 +135,7 @@ def test_training_job_cancelled_by_slurm_resumes_from_its_last_epoch(slurm, tmp_
                                                                ".snakemake", "benchmarks", ".git"))
     config = tmp_path / "slurm_resume.yaml"
     config.write_text(yaml.safe_dump({
-        "profile": "slurm_resume",
+        "results_name": "slurm_resume",
         "training": {"overrides": {"epochs": 3, "batch_size": 64},
                      "launcher": "torchrun --standalone --nproc_per_node 2"},
         "data": {"train_subset": 1500, "test_subset": 100}}))

@@ -132,7 +132,8 @@ def test_killed_training_job_resumes_from_its_checkpoint(tmp_path):
 
     work = _work_copy(tmp_path)
     config = tmp_path / "resume.yaml"
-    config.write_text(yaml.safe_dump({"profile": "resume", "training": {"overrides": {"epochs": 3, "batch_size": 64}},
+    config.write_text(yaml.safe_dump({"results_name": "resume",
+                                      "training": {"overrides": {"epochs": 3, "batch_size": 64}},
                                       "data": {"train_subset": 1000, "test_subset": 100}}))
     target = "results/resume/train/fashion_mnist/resnet18/seed0/metrics.csv"
     options = ["--configfile", "config/config.yaml", str(config), "--", target]
@@ -178,7 +179,7 @@ def _work_copy(tmp_path):
 def test_failed_job_leaves_its_traceback_in_its_log(tmp_path):
     """Every job is a shell step whose stdout and stderr go to its {log}: a failure is diagnosable."""
     work = _work_copy(tmp_path)
-    config = _config_with(tmp_path, profile="broken")
+    config = _config_with(tmp_path, results_name="broken")
     for run in ("resnet18_in", "repvgg18_in"):  # Table 3's runs, 'trained' into files that are not metrics
         metrics = work / f"results/broken/train/fashion_mnist/{run}/seed0/metrics.csv"
         metrics.parent.mkdir(parents=True)

@@ -3,17 +3,17 @@ import glob
 # Verdicts: every claim of the ledger (replication/paper/claims.yaml) judged from this profile's CSVs.
 
 
-GPU_CHECK_DIR = "results/throughput"  # scripts/gpu-check.sh writes gpu-<device>.csv here
+GPU_CHECK_DIR = f"{layout.MANUAL}/throughput"  # scripts/gpu-check.sh writes gpu-<device>.csv here
 
 
 rule claims:
     input:
         RESULT_FILES,
         sorted(glob.glob(f"{GPU_CHECK_DIR}/gpu-*.csv")),  # a GPU speed verdict beside each CPU one
-        f"{RESULTS}/counts/counts_vs_paper.csv",
+        result(layout.COUNTS_VS_PAPER),
         "replication/paper/claims.yaml",
     output:
-        csv=f"{RESULTS}/claims.csv",
+        csv=result(layout.CLAIMS),
         table=f"{FIGURES}/tables/claims.md",
     log:
         f"{LOGS}/claims.log",

@@ -11,15 +11,25 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 
-PROFILE = config["profile"]
-RESULTS = f"results/{PROFILE}"
-RUNS = f"runs/{PROFILE}"
-FIGURES = f"figures/{PROFILE}"
-LOGS = f"logs/{PROFILE}"
-BENCH = f"benchmarks/{PROFILE}"
+def _load_layout():
+    """replication/layout.py, the results layout the verdicts read too, loaded by path: importing the
+    package would load torch (replication/__init__.py registers the models with timm)."""
+    spec = importlib.util.spec_from_file_location("rmnet_layout", Path(workflow.basedir) / "replication" / "layout.py")
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+layout = _load_layout()
+NAME = layout.results_name(config)  # results/<NAME>/, figures/<NAME>/, runs/, logs/, benchmarks/
+RESULTS = layout.results_dir(NAME)
+RUNS = layout.runs_dir(NAME)
+FIGURES = layout.figures_dir(NAME)
+LOGS = layout.logs_dir(NAME)
+BENCH = layout.benchmarks_dir(NAME)
 DATASETS = config["datasets"]
 EXP = config["experiments"]
-SEEDS = config["training"].get("seeds") or [config["training"].get("seed", 0)]
+SEEDS = layout.seeds(config)
 PYTHON = shlex.quote(sys.executable)  # the interpreter running this workflow, not whatever is on PATH
 STEP = f"{PYTHON} -m replication.workflow_steps"
 
@@ -124,17 +134,22 @@ onstart:
     run_step("check_datasets", data=config["data"], datasets=DATASETS + (["imagenet"] if config.get("imagenet") else []))
 
 
+def result(relative):
+    """A results file of this configuration: results/<NAME>/<relative> (relative: a layout path)."""
+    return f"{RESULTS}/{relative}"
+
+
 def checkpoint_dir(dataset, run, seed):
-    return f"{RUNS}/{dataset}/{run}/seed{seed}"
+    return f"{RUNS}/{layout.checkpoint_dir(dataset, run, seed)}"
 
 
 def trained(run):
     """Input function: the metrics of a finished training run (its checkpoint sits in checkpoint_dir)."""
-    return lambda wildcards: f"{RESULTS}/train/{wildcards.dataset}/{run}/seed{wildcards.seed}/metrics.csv"
+    return lambda wildcards: result(layout.train_metrics(wildcards.dataset, run, wildcards.seed))
 
 
 def metrics_of(runs, dataset):
-    return [f"{RESULTS}/train/{dataset}/{run}/seed{seed}/metrics.csv" for run in runs for seed in SEEDS]
+    return [result(layout.train_metrics(dataset, run, seed)) for run in runs for seed in SEEDS]
 
 
 def experiment_runs(experiment, dataset):
@@ -155,14 +170,13 @@ def table3_datasets():
     return ["imagenet"] if config.get("imagenet") else DATASETS
 
 
-def training_payload(wildcards):
-    """The run's spec and the shared settings, as one JSON argument for the training entry point."""
+def training_run_config(wildcards):
+    """The run's spec and the shared settings, as one JSON argument (`python -m replication train --run-config`)."""
     training = dict(config["training"])
     if wildcards.dataset == "imagenet":
         training["preset"] = training.get("imagenet_preset", "imagenet_repvgg")
-    payload = {"run": config["runs"][wildcards.run], "data": config["data"], "training": training,
-               "profile": PROFILE}
-    return shlex.quote(json.dumps(payload))
+    run_config = {"run": config["runs"][wildcards.run], "data": config["data"], "training": training}
+    return shlex.quote(json.dumps(run_config))
 
 
 def launcher():
@@ -183,18 +197,18 @@ def finetune_bases(dataset):
 
 
 RESULT_FILES = [  # results are targets too: deleting one regenerates it and whatever reads it
-    f"{RESULTS}/counts/model_counts.csv",
-    f"{RESULTS}/exactness/exactness.csv",
-    f"{RESULTS}/speed/pairs.csv",
-    f"{RESULTS}/throughput/throughput.csv",
-    f"{RESULTS}/ablation/speed.csv",
-    *expand(f"{RESULTS}/sota/{{dataset}}/summary.csv", dataset=sota_datasets()),
-    *expand(f"{RESULTS}/depth_study/{{dataset}}/summary.csv", dataset=DATASETS),
-    *expand(f"{RESULTS}/table3/{{dataset}}/summary.csv", dataset=table3_datasets()),
-    *expand(f"{RESULTS}/mobilenet/{{dataset}}.csv", dataset=DATASETS),
-    *expand(f"{RESULTS}/pruning/{{dataset}}.csv", dataset=DATASETS),
-    *expand(f"{RESULTS}/finetune/{{dataset}}/{{base}}/{{mode}}/seed{{seed}}/metrics.csv", dataset=DATASETS,
-            base=EXP["finetune"]["bases"], mode=EXP["finetune"]["modes"], seed=SEEDS),
+    result(layout.MODEL_COUNTS),
+    result(layout.EXACTNESS),
+    result(layout.SPEED_PAIRS),
+    result(layout.THROUGHPUT),
+    result(layout.ABLATION_SPEED),
+    *[result(layout.summary_csv("sota", dataset)) for dataset in sota_datasets()],
+    *[result(layout.summary_csv("depth_study", dataset)) for dataset in DATASETS],
+    *[result(layout.summary_csv("table3", dataset)) for dataset in table3_datasets()],
+    *[result(layout.mobilenet_csv(dataset)) for dataset in DATASETS],
+    *[result(layout.pruning_csv(dataset)) for dataset in DATASETS],
+    *[result(layout.finetune_metrics(dataset, base, mode, seed)) for dataset in DATASETS
+      for base in EXP["finetune"]["bases"] for mode in EXP["finetune"]["modes"] for seed in SEEDS],
 ]
 FIGURE_FILES = [
     f"{FIGURES}/fig5_depth_study.png",

@@ -4,8 +4,8 @@
 
 rule counts:
     output:
-        counts=f"{RESULTS}/counts/model_counts.csv",
-        comparison=f"{RESULTS}/counts/counts_vs_paper.csv",
+        counts=result(layout.MODEL_COUNTS),
+        comparison=result(layout.COUNTS_VS_PAPER),
         table=f"{FIGURES}/tables/counts_vs_paper.md",
     log:
         f"{LOGS}/counts.log",
@@ -23,13 +23,13 @@ rule counts:
 
 rule exactness:
     output:
-        f"{RESULTS}/exactness/exactness.csv",
+        result(layout.EXACTNESS),
     log:
         f"{LOGS}/exactness.log",
     conda:
         "../../environment.yml"
     params:
         step=STEP,
-        args=lambda wildcards, output: step_args(output=output[0], profile=PROFILE),
+        args=lambda wildcards, output: step_args(output=output[0], profile=NAME),
     shell:
         "{params.step} exactness {params.args} > {log} 2>&1"

@@ -7,7 +7,7 @@ rule mobilenet:
         v2=trained(EXP["mobilenet"]["v2"]),
         v1=trained(EXP["mobilenet"]["v1"]),
     output:
-        f"{RESULTS}/mobilenet/{{dataset}}/seed{{seed}}.csv",
+        result(layout.per_seed_csv("mobilenet", "{dataset}", "{seed}")),
     log:
         f"{LOGS}/mobilenet/{{dataset}}/seed{{seed}}.log",
     conda:
@@ -19,7 +19,7 @@ rule mobilenet:
             v2_checkpoint_dir=checkpoint_dir(wildcards.dataset, EXP["mobilenet"]["v2"], wildcards.seed),
             v1_run=config["runs"][EXP["mobilenet"]["v1"]],
             v1_checkpoint_dir=checkpoint_dir(wildcards.dataset, EXP["mobilenet"]["v1"], wildcards.seed),
-            output=output[0], dataset=wildcards.dataset, data=config["data"], profile=PROFILE,
+            output=output[0], dataset=wildcards.dataset, data=config["data"], profile=NAME,
             seed=int(wildcards.seed)),
     shell:
         "{params.step} mobilenet {params.args} > {log} 2>&1"
@@ -29,7 +29,7 @@ rule pruning:
     input:
         trained(EXP["pruning"]["run"]),
     output:
-        f"{RESULTS}/pruning/{{dataset}}/seed{{seed}}.csv",
+        result(layout.per_seed_csv("pruning", "{dataset}", "{seed}")),
     log:
         f"{LOGS}/pruning/{{dataset}}/seed{{seed}}.log",
     threads: workflow.cores  # includes timing
@@ -43,16 +43,17 @@ rule pruning:
             run=config["runs"][EXP["pruning"]["run"]],
             checkpoint_dir=checkpoint_dir(wildcards.dataset, EXP["pruning"]["run"], wildcards.seed),
             output=output[0], dataset=wildcards.dataset, data=config["data"], pruning=EXP["pruning"],
-            profile=PROFILE, threads=threads, seed=int(wildcards.seed)),
+            profile=NAME, threads=threads, seed=int(wildcards.seed)),
     shell:
         "{params.step} pruning {params.args} > {log} 2>&1"
 
 
 rule gather_seeds:
     input:
-        lambda wildcards: expand(f"{RESULTS}/{wildcards.experiment}/{wildcards.dataset}/seed{{seed}}.csv", seed=SEEDS),
+        lambda wildcards: [result(layout.per_seed_csv(wildcards.experiment, wildcards.dataset, seed))
+                           for seed in SEEDS],
     output:
-        f"{RESULTS}/{{experiment}}/{{dataset}}.csv",
+        result(layout.gathered_csv("{experiment}", "{dataset}")),
     log:
         f"{LOGS}/gather/{{experiment}}_{{dataset}}.log",
     wildcard_constraints:

@@ -24,7 +24,7 @@ rule throughput_report:
 
 rule table1:
     input:
-        f"{RESULTS}/sota/{{dataset}}/summary.csv",
+        result(layout.summary_csv("sota", "{dataset}")),
     output:
         table=f"{FIGURES}/tables/table1_{{dataset}}.md",
         tex=f"{FIGURES}/tables/table1_{{dataset}}.tex",
@@ -43,8 +43,8 @@ rule table1:
 
 rule table2:
     input:
-        csv=f"{RESULTS}/mobilenet/{{dataset}}.csv",
-        pairs=f"{RESULTS}/speed/pairs.csv",
+        csv=result(layout.mobilenet_csv("{dataset}")),
+        pairs=result(layout.SPEED_PAIRS),
     output:
         table=f"{FIGURES}/tables/table2_{{dataset}}.md",
         tex=f"{FIGURES}/tables/table2_{{dataset}}.tex",
@@ -61,7 +61,7 @@ rule table2:
 
 rule table3:
     input:
-        f"{RESULTS}/table3/{{dataset}}/summary.csv",
+        result(layout.summary_csv("table3", "{dataset}")),
     output:
         table=f"{FIGURES}/tables/table3_{{dataset}}.md",
         tex=f"{FIGURES}/tables/table3_{{dataset}}.tex",
@@ -94,12 +94,12 @@ rule table4:
 
 rule depth_figure:
     input:
-        summaries=expand(f"{RESULTS}/depth_study/{{dataset}}/summary.csv", dataset=DATASETS),
-        seeds=expand(f"{RESULTS}/depth_study/{{dataset}}/seeds.csv", dataset=DATASETS),
+        summaries=[result(layout.summary_csv("depth_study", dataset)) for dataset in DATASETS],
+        seeds=[result(layout.seeds_csv("depth_study", dataset)) for dataset in DATASETS],
     output:
         png=report(f"{FIGURES}/fig5_depth_study.png", category="Figures", caption="../report/fig5.rst"),
         pdf=f"{FIGURES}/fig5_depth_study.pdf",
-        csv=f"{RESULTS}/depth_study/all_datasets.csv",
+        csv=result(layout.DEPTH_ALL_DATASETS),
     log:
         f"{LOGS}/figures/fig5.log",
     conda:
@@ -114,7 +114,7 @@ rule depth_figure:
 
 rule pruning_figure:
     input:
-        f"{RESULTS}/pruning/{{dataset}}.csv",
+        result(layout.pruning_csv("{dataset}")),
     output:
         png=report(f"{FIGURES}/fig6_pruning_{{dataset}}.png", category="Figures", caption="../report/fig6.rst"),
         pdf=f"{FIGURES}/fig6_pruning_{{dataset}}.pdf",
@@ -149,8 +149,9 @@ rule ablation_figure:
 rule finetune_figure:
     input:
         base=lambda wildcards: metrics_of(EXP["finetune"]["bases"], wildcards.dataset),
-        modes=expand(f"{RESULTS}/finetune/{{{{dataset}}}}/{{base}}/{{mode}}/seed{{seed}}/metrics.csv",
-                     base=EXP["finetune"]["bases"], mode=EXP["finetune"]["modes"], seed=SEEDS),
+        modes=lambda wildcards: [result(layout.finetune_metrics(wildcards.dataset, base, mode, seed))
+                                 for base in EXP["finetune"]["bases"] for mode in EXP["finetune"]["modes"]
+                                 for seed in SEEDS],
     output:
         png=report(f"{FIGURES}/fig9_finetune_{{dataset}}.png", category="Figures", caption="../report/fig9.rst"),
         pdf=f"{FIGURES}/fig9_finetune_{{dataset}}.pdf",

@@ -6,7 +6,7 @@
 
 rule throughput:
     output:
-        f"{RESULTS}/throughput/throughput.csv",
+        result(layout.THROUGHPUT),
     log:
         f"{LOGS}/throughput.log",
     benchmark:
@@ -19,14 +19,14 @@ rule throughput:
     params:
         step=gpu_launch(config["throughput"].get("device")) + STEP,  # a GPU job gets its own GPU
         args=lambda wildcards, output, threads: step_args(output=output[0], throughput=config["throughput"],
-                                                          profile=PROFILE, threads=threads),
+                                                          profile=NAME, threads=threads),
     shell:
         "{params.step} throughput {params.args} > {log} 2>&1"
 
 
 rule speed_pairs:
     output:
-        f"{RESULTS}/speed/pairs.csv",
+        result(layout.SPEED_PAIRS),
     log:
         f"{LOGS}/speed_pairs.log",
     threads: workflow.cores
@@ -37,14 +37,14 @@ rule speed_pairs:
     params:
         step=gpu_launch(config["throughput"].get("device")) + STEP,  # a GPU job gets its own GPU
         args=lambda wildcards, output, threads: step_args(output=output[0], throughput=config["throughput"],
-                                                          profile=PROFILE, threads=threads),
+                                                          profile=NAME, threads=threads),
     shell:
         "{params.step} speed_pairs {params.args} > {log} 2>&1"
 
 
 rule ablation:
     output:
-        f"{RESULTS}/ablation/speed.csv",
+        result(layout.ABLATION_SPEED),
     log:
         f"{LOGS}/ablation.log",
     threads: workflow.cores
@@ -55,14 +55,14 @@ rule ablation:
     params:
         step=gpu_launch(config["ablation"]["speed"].get("device")) + STEP,  # a GPU job gets its own GPU
         args=lambda wildcards, output, threads: step_args(output=output[0], ablation=config["ablation"],
-                                                          profile=PROFILE, threads=threads),
+                                                          profile=NAME, threads=threads),
     shell:
         "{params.step} ablation {params.args} > {log} 2>&1"
 
 
 rule cost_model:
     output:
-        f"{RESULTS}/throughput/predicted.csv",
+        result(layout.PREDICTED),
     log:
         f"{LOGS}/cost_model.log",
     conda:

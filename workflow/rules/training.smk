@@ -6,7 +6,7 @@ rule train:
     # The checkpoint (RUNS/<dataset>/<run>/seed<k>/checkpoint.pt) is deliberately not an output:
     # Snakemake deletes the outputs of a killed job, and the checkpoint is what the rerun resumes from.
     output:
-        metrics=f"{RESULTS}/train/{{dataset}}/{{run}}/seed{{seed}}/metrics.csv",
+        metrics=result(layout.train_metrics("{dataset}", "{run}", "{seed}")),
     log:
         f"{LOGS}/train/{{dataset}}/{{run}}/seed{{seed}}.log",
     benchmark:
@@ -18,13 +18,14 @@ rule train:
     conda:
         "../../environment.yml"
     params:
-        payload=training_payload,
+        run_config=training_run_config,
         launcher=launcher(),
         gpus=gpu_launch(config["training"].get("device"), TRAINING_PROCESSES),
+        profile=NAME,
         checkpoint_dir=lambda wildcards: checkpoint_dir(wildcards.dataset, wildcards.run, wildcards.seed),
     shell:
-        "{params.gpus}{params.launcher} -m replication.experiments train-run --payload {params.payload} "
-        "--dataset {wildcards.dataset} --metrics {output.metrics} --checkpoint-dir {params.checkpoint_dir} "
+        "{params.gpus}{params.launcher} -m replication train --run-config {params.run_config} --profile {params.profile} "
+        "--dataset {wildcards.dataset} --metrics {output.metrics} --output-dir {params.checkpoint_dir} "
         "--threads {threads} --seed {wildcards.seed} > {log} 2>&1"
 
 
@@ -32,8 +33,8 @@ rule summary:
     input:
         lambda wildcards: metrics_of(experiment_runs(wildcards.experiment, wildcards.dataset), wildcards.dataset),
     output:
-        summary=f"{RESULTS}/{{experiment}}/{{dataset}}/summary.csv",
-        seeds=f"{RESULTS}/{{experiment}}/{{dataset}}/seeds.csv",
+        summary=result(layout.summary_csv("{experiment}", "{dataset}")),
+        seeds=result(layout.seeds_csv("{experiment}", "{dataset}")),
     log:
         f"{LOGS}/summary/{{experiment}}_{{dataset}}.log",
     wildcard_constraints:
@@ -52,7 +53,7 @@ rule finetune:
     input:
         lambda wildcards: trained(wildcards.base)(wildcards),
     output:  # the fine-tuning checkpoint is not an output either (see rule train)
-        metrics=f"{RESULTS}/finetune/{{dataset}}/{{base}}/{{mode}}/seed{{seed}}/metrics.csv",
+        metrics=result(layout.finetune_metrics("{dataset}", "{base}", "{mode}", "{seed}")),
     log:
         f"{LOGS}/finetune/{{dataset}}/{{base}}_{{mode}}/seed{{seed}}.log",
     threads: 1
@@ -69,7 +70,7 @@ rule finetune:
                                           wildcards.seed),
             metrics=output.metrics, mode=wildcards.mode, dataset=wildcards.dataset, data=config["data"],
             training=config["training"], calibration_batches=EXP["finetune"].get("calibration_batches", 8),
-            profile=PROFILE, seed=int(wildcards.seed)),
+            profile=NAME, seed=int(wildcards.seed)),
         gpus=gpu_launch(config["training"].get("device")),
     shell:
         "{params.gpus}{params.step} finetune {params.args} > {log} 2>&1"
