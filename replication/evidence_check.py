@@ -686,9 +686,7 @@ def run_command(args: argparse.Namespace) -> int:
     budget = args.budget_seconds
     if budget is None and args.sample is None and not args.all:
         budget = DEFAULT_BUDGET_S
-    scratch = args.keep or Path(tempfile.mkdtemp(prefix="verify-evidence-"))
-    scratch.mkdir(parents=True, exist_ok=True)
-    ctx = Context(config, results, scratch.resolve(), retries=args.retries,
+    ctx = Context(config, results, Path("unused"), retries=args.retries,
                   log=lambda message: print(f"[verify-evidence] {message}", file=sys.stderr, flush=True),
                   env={"PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent),
                                                                    os.environ.get("PYTHONPATH")]))})
@@ -701,6 +699,9 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"  {describe(check, ctx.train_costs)}")
     if args.list or not chosen:
         return 0
+    scratch = args.keep or Path(tempfile.mkdtemp(prefix="verify-evidence-"))
+    scratch.mkdir(parents=True, exist_ok=True)
+    ctx.scratch = scratch.resolve()
     started = time.perf_counter()
     try:
         findings = verify(ctx, chosen)
