@@ -3,10 +3,10 @@ or value (exit 2) or in a correct result, and nothing is destroyed or half-writt
 
 import errno
 import hashlib
+import json
 
 import pytest
 import torch
-import torchvision
 
 from replication import cli, zoo
 from replication.train.checkpoint import ModelSpec
@@ -140,12 +140,12 @@ def test_a_model_spec_from_a_newer_version_loads_with_a_warning(run_checkpoint, 
 
 
 def test_a_state_dict_without_batchnorm_step_counters_is_accepted(tmp_path, capsys):
-    model = torchvision.models.resnet18(num_classes=7)
+    model = zoo.create("resnet18_cifar", num_classes=7, **NARROW)
     state = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
     path = tmp_path / "trimmed.pt"
     torch.save(state, path)
-    assert cli.main(["convert", "--model", "torchvision:resnet18", "--num-classes", "7", "--checkpoint", str(path),
-                     "--input-size", "32"]) == 0
+    assert cli.main(["convert", "--model", "resnet18_cifar", "--model-kwargs", json.dumps(NARROW), "--num-classes",
+                     "7", "--checkpoint", str(path), "--input-size", "16"]) == 0
 
 
 def test_a_pickled_full_model_is_one_line(tmp_path, capsys):
