@@ -145,9 +145,9 @@ def calibration() -> float:
     """Median over the paper's Table 1-2 rows of predicted / measured images/s on the V100 (fp32, batch 128,
     the form the paper timed): how much faster the roofline is than the paper's kernels were."""
     speeds = {}
-    for table in ("table1_sota", "table2_mobilenet"):
-        for record in reported(table).itertuples():
-            speeds[(table, str(record.dataset), str(record.backbone))] = float(record.imgs_per_sec)
+    for name in ("table1_sota", "table2_mobilenet"):
+        for record in reported(name).itertuples():
+            speeds[(name, str(record.dataset), str(record.backbone))] = float(record.imgs_per_sec)
     factors = []
     table = _predicted()
     for row in timing_rows():
