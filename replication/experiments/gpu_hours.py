@@ -145,16 +145,16 @@ def calibration() -> float:
     """Median over the paper's Table 1-2 rows of predicted / measured images/s on the V100 (fp32, batch 128,
     the form the paper timed): how much faster the roofline is than the paper's kernels were."""
     speeds = {}
-    for table_name in ("table1_sota", "table2_mobilenet"):
-        for record in reported(table_name).itertuples():
-            speeds[(table_name, str(record.dataset), str(record.backbone))] = float(record.imgs_per_sec)
+    for name in ("table1_sota", "table2_mobilenet"):
+        for record in reported(name).itertuples():
+            speeds[(name, str(record.dataset), str(record.backbone))] = float(record.imgs_per_sec)
     factors = []
-    known_predictions = _predicted()
+    table = _predicted()
     for row in timing_rows():
         measured = speeds.get((row.paper.table, row.paper.dataset, row.paper.backbone))
         if not measured:
             continue
-        known = known_predictions.get((row.paper.model, row.paper_form, "v100", "fp32"))
+        known = table.get((row.paper.model, row.paper_form, "v100", "fp32"))
         if known is not None:
             predicted = float(known["predicted_images_per_sec"])
         else:
