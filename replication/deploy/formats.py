@@ -81,7 +81,7 @@ def _outputs(result: object) -> object:
     if isinstance(result, (list, tuple)):
         items = [_outputs(item) for item in result]
         return items[0] if len(items) == 1 and not isinstance(result, list) else items
-    return result if isinstance(result, torch.Tensor) else torch.from_numpy(result)  # type: ignore[call-overload]
+    return result if isinstance(result, torch.Tensor) else torch.from_numpy(result)
 
 
 class _Loaded(nn.Module):
