@@ -11,6 +11,7 @@ a plain network written by ``rmnet convert`` (``.pt`` / ``.safetensors``), a che
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import torch
@@ -33,13 +34,13 @@ class TimedModel:
 def _timm_input_size(model: nn.Module) -> tuple[int, int, int] | None:
     config = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None) or {}
     size = config.get("input_size")
-    return tuple(size) if size and len(size) == 3 else None  # type: ignore[return-value]
+    return tuple(size) if size and len(size) == 3 else None
 
 
 def load_model(spec: str, *, arch: str | None = None, num_classes: int | None = None) -> TimedModel:
     """The model ``spec`` names: a file (see the module doc) or a model name for :func:`replication.zoo.create`."""
     path = Path(spec)
-    kwargs = {} if num_classes is None else {"num_classes": num_classes}
+    kwargs: dict[str, Any] = {} if num_classes is None else {"num_classes": num_classes}
     if not path.is_file():
         if path.suffix in (".pt", ".pth", ".pt2", ".safetensors", ".bin", ".ckpt"):
             raise CheckpointError(f"checkpoint file not found: {path}")
