@@ -11,8 +11,8 @@ a plain network written by ``rmnet convert`` (``.pt`` / ``.safetensors``), a che
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
