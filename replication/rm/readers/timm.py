@@ -196,9 +196,8 @@ def efficientnet_block_part(block: nn.Module, path: str, downsample: DownsampleT
 
 
 def _efficientnet_block_parts(blocks: nn.Module, downsample: DownsampleType, fuse_bn: bool) -> list[Part]:
-    stages: list[nn.Module] = list(blocks.children())
     return [efficientnet_block_part(block, f"blocks.{s}.{b}", downsample, fuse_bn)
-            for s, stage in enumerate(stages) for b, block in enumerate(stage.children())]
+            for s, stage in enumerate(blocks.children()) for b, block in enumerate(stage.children())]
 
 
 def _efficientnet_stem(model: nn.Module) -> Part:
@@ -226,8 +225,7 @@ def read_timm_efficientnet_features(model: EfficientNetFeatures, downsample: Dow
     taps = set(model._stage_out_idx)
     parts = [_efficientnet_stem(model)]
     parts[0].tap = 0 in taps
-    stages: list[nn.Module] = list(model.blocks.children())
-    for s, stage in enumerate(stages):
+    for s, stage in enumerate(model.blocks.children()):
         stage_parts = [efficientnet_block_part(block, f"blocks.{s}.{b}", downsample, fuse_bn)
                        for b, block in enumerate(stage.children())]
         if s + 1 > max(taps):
