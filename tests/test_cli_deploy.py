@@ -7,10 +7,10 @@ import sys
 import pytest
 import torch
 import torchvision
-from replication.testing import randomize_batchnorm_
 
 from replication import cli, rm
 from replication.rm.plain_io import load_plain
+from replication.rm.verify import randomize_batchnorm_
 
 NARROW = ["--model", "resnet18_cifar", "--model-kwargs", '{"channels": [8, 16, 32, 64], "stem_width": 8}',
           "--num-classes", "10", "--input-size", "32"]

@@ -8,11 +8,11 @@ import pytest
 import timm
 import torch
 import torchvision
-from replication.testing import randomize_batchnorm_
 from torch import nn
 
 from replication import rm
 from replication.rm.registry import supported_families
+from replication.rm.verify import randomize_batchnorm_
 
 
 def _tiny_vgg() -> nn.Module:

@@ -3,13 +3,13 @@ forward) are refused by name; a plain-network file builds only the layer types o
 
 import pytest
 import torch
-from replication.checkpoints import CheckpointError
-from replication.testing import randomize_batchnorm_
 from timm.models.resnet import BasicBlock, ResNet
 from torch import nn
 
 from replication import rm
+from replication.rm.file_io import CheckpointError
 from replication.rm.plain_io import FORMAT, load_plain, save_plain
+from replication.rm.verify import randomize_batchnorm_
 
 
 def _small() -> nn.Module:

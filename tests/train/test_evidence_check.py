@@ -2,6 +2,7 @@
 drift; speed ratios are judged against their committed CI; the sample fits its budget."""
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,6 @@ from torch import nn
 
 from replication import evidence_check as ec
 from replication.cli import main
-from replication.experiments.training_runs import train_run
 from replication.measure.throughput import ThroughputConfig, environment
 
 TINY_RUN = {"model": "resnet18_cifar", "label": "ResNet 18", "model_kwargs": {"channels": [8, 16, 32, 64],
@@ -20,8 +20,8 @@ TINY_RUN = {"model": "resnet18_cifar", "label": "ResNet 18", "model_kwargs": {"c
 
 def _tiny_profile(root: Path, fashion_root: Path) -> tuple[Path, Path]:
     """A profile config and its results folder holding one training run written by the engine, made
-    the way rule train makes it (train_run with the config's payload, one thread)."""
-    config = {"profile": "tiny", "datasets": ["fashion_mnist"],
+    the way rule train makes it (``python -m replication train --run-config``, one thread)."""
+    config = {"results_name": "tiny", "datasets": ["fashion_mnist"],
               "data": {"image_size": 16, "train_subset": 64, "test_subset": 32,
                        "roots": {"fashion_mnist": str(fashion_root)}},
               "training": {"preset": "embedded", "overrides": {"epochs": 2, "batch_size": 32}, "seed": 0,
@@ -31,9 +31,10 @@ def _tiny_profile(root: Path, fashion_root: Path) -> tuple[Path, Path]:
     config_path.write_text(yaml.safe_dump(config))
     results = root / "results" / "tiny"
     payload = ec.training_payload(config, "fashion_mnist", "tiny")
-    train_run(payload["run"], dataset="fashion_mnist", data=payload["data"], training=payload["training"],
-              profile="tiny", metrics_csv=results / "train" / "fashion_mnist" / "tiny" / "seed0" / "metrics.csv",
-              checkpoint_dir=root / "runs" / "seed0", threads=ec.TRAIN_THREADS, seed=0)
+    metrics = results / "train" / "fashion_mnist" / "tiny" / "seed0" / "metrics.csv"
+    assert main(["train", "--run-config", json.dumps(payload), "--profile", "tiny", "--dataset", "fashion_mnist",
+                 "--metrics", str(metrics), "--output-dir", str(root / "runs" / "seed0"),
+                 "--threads", str(ec.TRAIN_THREADS), "--seed", "0"]) == 0
     return config_path, results
 
 
@@ -91,7 +92,7 @@ def _tiny(width: int) -> nn.Module:
 def test_speed_ratio_inside_its_ci_is_ok_and_outside_is_drift_after_a_retry(tmp_path):
     config = ThroughputConfig(batch_size=2, input_size=(3, 2, 2), warmup=1, iters=20, repeats=1, device="cpu",
                               threads=1)
-    ctx = ec.Context({"profile": "t"}, tmp_path, tmp_path, retries=1)
+    ctx = ec.Context({"results_name": "t"}, tmp_path, tmp_path, retries=1)
     args = dict(name="speed/x", build_a=lambda: _tiny(4), build_b=lambda: _tiny(8), prefix="ratio")
     [ok] = ec._speed_findings(ctx, _speed_row(config, 0.0, 1e9), **args)
     assert ok.verdict == "ok" and "attempts" not in ok.note
