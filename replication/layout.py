@@ -29,6 +29,7 @@ MANUAL_THROUGHPUT = f"{MANUAL}/throughput/throughput.csv"
 MANUAL_PREDICTED = f"{MANUAL}/throughput/predicted.csv"
 MANUAL_INSPECT = f"{MANUAL}/inspect/timm_models.csv"
 MANUAL_BENCHMARKS = f"{MANUAL}/benchmarks"
+GPU_CHECK_DIR = f"{MANUAL}/throughput"  # scripts/gpu-check.sh writes gpu-<device>.csv / .md here
 RESERVED_NAMES = ("manual",)
 
 # Results of one configuration, relative to results/<name>/.

@@ -61,7 +61,7 @@ import pandas as pd
 import torch
 import yaml
 
-from .. import rm, zoo
+from .. import layout, rm, zoo
 from ..atomic_io import append_rows_atomic, write_text_atomic
 from ..measure import cost_model
 from ..measure.interleaved import measure_interleaved
@@ -760,7 +760,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA device (use --device cpu --quick for the CPU path)")
-    out = Path(args.out or ("results/ci/throughput" if args.quick else "results/manual/throughput"))
+    out = Path(args.out or ("results/ci/throughput" if args.quick else layout.GPU_CHECK_DIR))
     budget = args.budget_s or (100.0 if args.quick else 420.0)
     sections = tuple(part.strip() for part in args.sections.split(",") if part.strip())
     unknown = set(sections) - {"speed", "resume"}

@@ -19,10 +19,12 @@ from pathlib import Path
 import pandas as pd
 
 from ..atomic_io import write_text_atomic
+from ..layout import GPU_CHECK_DIR
 from .claims_table import readme_table
 
 START, END = "<!-- verdicts:start -->", "<!-- verdicts:end -->"
 NOT_RUN = "not run in this profile"
+
 
 
 def _join(values) -> str:
@@ -42,7 +44,7 @@ def _speed_rows(root: Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def scope_text(results_dir: str | os.PathLike) -> str:
+def scope_text(results_dir: str | os.PathLike, gpu_dir: str | os.PathLike | None = None) -> str:
     """What the rows say about where they were measured (never written by hand)."""
     root = Path(results_dir)
     lines = []
@@ -62,6 +64,16 @@ def scope_text(results_dir: str | os.PathLike) -> str:
         lines.append(f"- **Speed**: {len(speed)} paired ratios (untrained weights) on {_join(speed['device_name'])} "
                      f"({_join(speed['device'])}), {_join(speed['threads'].astype(int))} thread(s), "
                      f"{_join(speed['dtype'])}, batch {_join(speed['batch_size'].astype(int))}{clock}.")
+    gpu_paths = sorted(Path(gpu_dir).glob("gpu-*.csv")) if gpu_dir is not None else []
+    gpu = pd.concat([pd.read_csv(path) for path in gpu_paths], ignore_index=True) if gpu_paths else pd.DataFrame()
+    if len(gpu) and "section" in gpu:
+        ratios = gpu[(gpu["section"] == "ratio") & (gpu["status"] == "ok")]
+        lines.append(f"- **GPU speed** (`scripts/gpu-check.sh`, {', '.join(p.name for p in gpu_paths)}): "
+                     f"{len(ratios)} paired ratios on {_join(gpu['device_name'])}, "
+                     f"torch {_join(gpu['torch_version'])}, "
+                     f"batch {_join(ratios['batch_size'].astype(int))}, {_join(ratios['dtype'])}, channels_last "
+                     f"{_join(ratios['channels_last'].astype(bool).map({True: 'on', False: 'off'}))}, wall clock; "
+                     f"the verdicts use float32 with channels_last off (the paper's setting).")
     commits = set()
     for path in [*root.glob("**/*.csv")]:
         try:
@@ -74,7 +86,8 @@ def scope_text(results_dir: str | os.PathLike) -> str:
     return "\n".join(lines)
 
 
-def summary_block(results_dir: str | os.PathLike, claims_csv: str | os.PathLike | None = None) -> str:
+def summary_block(results_dir: str | os.PathLike, claims_csv: str | os.PathLike | None = None,
+                  gpu_dir: str | os.PathLike | None = GPU_CHECK_DIR) -> str:
     root = Path(results_dir)
     claims_csv = Path(claims_csv) if claims_csv is not None else root / "claims.csv"
     frame = pd.read_csv(claims_csv, keep_default_na=False, na_values=[""])
@@ -90,7 +103,7 @@ def summary_block(results_dir: str | os.PathLike, claims_csv: str | os.PathLike 
         "",
         "Where the rows were measured (read from the results CSVs):",
         "",
-        scope_text(root),
+        scope_text(root, gpu_dir),
         "",
         table,
         "",

@@ -3,7 +3,7 @@ import glob
 # Verdicts: every claim of the ledger (replication/paper/claims.yaml) judged from this profile's CSVs.
 
 
-GPU_CHECK_DIR = f"{layout.MANUAL}/throughput"  # scripts/gpu-check.sh writes gpu-<device>.csv here
+GPU_CHECK_DIR = layout.GPU_CHECK_DIR
 
 
 rule claims:
