@@ -19,7 +19,7 @@ about Fashion-MNIST at 1/8 width.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -171,20 +171,29 @@ def _accuracy_verdict(verdict: str, diff: SeedSummary | None, dataset: str, scop
                    f"{scope}, {seeds_a} + {seeds_b} seeds", relative, note)
 
 
+def _depth_study(claim: Claim, evidence: Evidence) -> Iterator[tuple[str, pd.DataFrame, str, Verdict | None]]:
+    """Per dataset of the claim: (dataset, its depth-study seeds, their CSV, None), or a not-run verdict
+    in place of the seeds when the profile lacks them."""
+    for dataset in datasets_for(claim, evidence) or [""]:
+        if not dataset:
+            yield dataset, pd.DataFrame(), "", not_run(how_to_run(claim.requires))
+            continue
+        loaded = training_seeds(evidence, "depth_study", dataset)
+        if loaded is None:
+            yield dataset, pd.DataFrame(), "", not_run("no depth-study results: experiments.depth_study", dataset)
+            continue
+        yield dataset, loaded[0], loaded[2], None
+
+
 def _depth(claim: Claim, evidence: Evidence) -> list[Verdict]:
     family, tolerance = claim.measure["family"], float(claim.measure.get("tolerance", 1.0))
     shallow, deep = f"{family} {claim.measure['shallow']}", f"{family} {claim.measure['deep']}"
     holds = claim.measure.get("expect", "holds") == "holds"
     verdicts = []
-    for dataset in datasets_for(claim, evidence) or [""]:
-        if not dataset:
-            verdicts.append(not_run(how_to_run(claim.requires)))
+    for dataset, seeds, relative, missing in _depth_study(claim, evidence):
+        if missing is not None:
+            verdicts.append(missing)
             continue
-        loaded = training_seeds(evidence, "depth_study", dataset)
-        if loaded is None:
-            verdicts.append(not_run("no depth-study results: experiments.depth_study", dataset))
-            continue
-        seeds, _, relative = loaded
         rows_deep, rows_shallow = seeds[seeds["label"] == deep], seeds[seeds["label"] == shallow]
         if rows_deep.empty or rows_shallow.empty:
             verdicts.append(Verdict(NOT_RUN, dataset=dataset, evidence=relative,
@@ -205,15 +214,10 @@ def _depth_trend(claim: Claim, evidence: Evidence) -> list[Verdict]:
     """Accuracy rises with depth: least-squares slope of trained seeds' top-1 on log2(depth), t 95 % CI."""
     family = claim.measure["family"]
     verdicts = []
-    for dataset in datasets_for(claim, evidence) or [""]:
-        if not dataset:
-            verdicts.append(not_run(how_to_run(claim.requires)))
+    for dataset, seeds, relative, missing in _depth_study(claim, evidence):
+        if missing is not None:
+            verdicts.append(missing)
             continue
-        loaded = training_seeds(evidence, "depth_study", dataset)
-        if loaded is None:
-            verdicts.append(not_run("no depth-study results: experiments.depth_study", dataset))
-            continue
-        seeds, _, relative = loaded
         rows = seeds[seeds["label"].str.match(rf"^{family} \d+$", na=False)].copy()
         rows["depth"] = rows["label"].str.split().str[-1].astype(int)
         failed = failed_mask(rows, rules.num_classes(dataset, seeds)) if len(rows) else pd.Series(dtype=bool)
