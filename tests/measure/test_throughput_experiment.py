@@ -39,6 +39,8 @@ def test_throughput_command_writes_rows_ratios_and_roofline(tmp_path, onnx):
 
 def test_unmatched_filters_are_reported(capsys, tmp_path):
     assert cli.main(["throughput", "--model", "no_such_model", "--device", "cpu"]) == 2
+    assert "unknown model 'no_such_model'" in capsys.readouterr().err  # a name that is no paper row is timed as a model
+    assert cli.main(["throughput", "--model", "resnet34_cifar", "--dataset", "ImageNet", "--device", "cpu"]) == 2
     assert "no paper rows match" in capsys.readouterr().err
     missing = tmp_path / "predicted.csv"
     assert cli.main(["throughput", "--device", "cpu", "--predictions", str(missing)]) == 2
