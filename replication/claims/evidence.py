@@ -47,6 +47,15 @@ class Evidence:
         path = self.path(relative)
         return pd.read_csv(path) if path.exists() and path.stat().st_size else None
 
+    def absent(self, relative: str, configured: bool, how: str) -> str:
+        """Why a results file is not there: the profile does not configure it (``how`` says what would), or it
+        does and the run that wrote this folder stopped before that step."""
+        if configured:
+            return (f"{self.root / relative} is missing although this profile configures it: the run that made "
+                    f"these results stopped before that step; `snakemake --cores 2 --configfile "
+                    f"config/{self.config.get('results_name', 'evidence')}.yaml` makes it")
+        return how
+
     def width(self, run: str) -> str:
         kwargs = self.config.get("runs", {}).get(run, {}).get("model_kwargs", {}) or {}
         widths = kwargs.get("channels") or kwargs.get("widths")

@@ -103,7 +103,9 @@ def ablation_trend(claim: Claim, evidence: Evidence) -> list[Verdict]:
     factor = claim.measure["factor"]
     rows = _ablation_rows(evidence, factor)
     if rows is None:
-        return [not_run(f"no {factor} sweep in this profile: ablation.sweeps.{factor}")]
+        configured = bool(evidence.config.get("ablation", {}).get("sweeps", {}).get(factor))
+        return [not_run(evidence.absent("ablation/speed.csv", configured,
+                                        f"no {factor} sweep in this profile: ablation.sweeps.{factor}"))]
     if len(rows) < 2:
         return [Verdict(INCONCLUSIVE, evidence="ablation/speed.csv", note=f"one {factor} value only")]
     small, large = rows.iloc[0], rows.iloc[-1]
@@ -124,7 +126,8 @@ def ablation_level(claim: Claim, evidence: Evidence) -> list[Verdict]:
     factors = [f for f in ("batch_size", "width", "expand_ratio", "group_width")
                if frame is not None and (frame["factor"] == f).any()]
     if not factors:
-        return [not_run("no ablation sweeps in this profile: ablation.sweeps")]
+        return [not_run(evidence.absent("ablation/speed.csv", bool(evidence.config.get("ablation", {}).get("sweeps")),
+                                        "no ablation sweeps in this profile: ablation.sweeps"))]
     lowest = [_ablation_rows(evidence, f).iloc[0] for f in factors]  # type: ignore[union-attr]
     decided = [INCONCLUSIVE if bool(r.get("unstable", False))
                else decide(r["speedup_ci_low"], r["speedup_ci_high"], 1.0) for r in lowest]
@@ -142,7 +145,9 @@ def ablation_level(claim: Claim, evidence: Evidence) -> list[Verdict]:
 def ablation_scaling(claim: Claim, evidence: Evidence) -> list[Verdict]:
     rows = _ablation_rows(evidence, "batch_scaling")
     if rows is None:
-        return [not_run("no batch-scaling pairs: ablation.sweeps.batch_size needs two or more sizes")]
+        configured = len(evidence.config.get("ablation", {}).get("sweeps", {}).get("batch_size", [])) > 1
+        return [not_run(evidence.absent("ablation/speed.csv", configured,
+                                        "no batch-scaling pairs: ablation.sweeps.batch_size needs two or more sizes"))]
     threshold = float(claim.measure.get("threshold", 0.8))
     row = rows.iloc[0]
     unstable = bool(row.get("unstable", False))

@@ -312,7 +312,9 @@ def _pruning(claim: Claim, evidence: Evidence) -> list[Verdict]:
     for dataset in evidence.datasets:
         frame = evidence.csv(f"pruning/{dataset}.csv")
         if frame is None:
-            verdicts.append(not_run("no pruning results: experiments.pruning", dataset))
+            verdicts.append(not_run(evidence.absent(f"pruning/{dataset}.csv",
+                                                    bool(evidence.config.get("experiments", {}).get("pruning")),
+                                                    "no pruning results: experiments.pruning"), dataset))
             continue
         trained = _above_chance(frame, dataset)
         per_seed = {seed: matched_difference(rows, x) for seed, rows in trained.groupby("seed")}
@@ -344,7 +346,9 @@ def _pruning_max_ratio(claim: Claim, evidence: Evidence) -> list[Verdict]:
     for dataset in evidence.datasets:
         frame = evidence.csv(f"pruning/{dataset}.csv")
         if frame is None:
-            verdicts.append(not_run("no pruning results: experiments.pruning", dataset))
+            verdicts.append(not_run(evidence.absent(f"pruning/{dataset}.csv",
+                                                    bool(evidence.config.get("experiments", {}).get("pruning")),
+                                                    "no pruning results: experiments.pruning"), dataset))
             continue
         trained = _above_chance(frame, dataset)
         differences, listing = [], []
