@@ -418,7 +418,7 @@ def _train_config(args: argparse.Namespace):
     if args.model is None:
         raise ValueError("train needs --model (or --run-config)")
     spec = dataset_spec(args.dataset)  # what the run gives the constructor itself
-    zoo.check_kwargs(args.model, args.model_kwargs, where="--model-kwargs", reserved=("num_classes", "in_chans"),
+    zoo.check_kwargs(args.model, args.model_kwargs or {}, where="--model-kwargs", reserved=("num_classes", "in_chans"),
                      num_classes=spec.num_classes, in_chans=spec.in_chans)
     seed = 0 if seed is None else seed
     overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr))

@@ -42,7 +42,7 @@ FAMILIES = {
     "timm ResNet family": (lambda: timm.create_model("resnet10t", num_classes=10), 64),  # ResNet-D: a size guard
     "torchvision VGG": (_tiny_vgg, 32),
     "torchvision RegNetX": (lambda: torchvision.models.regnet_x_400mf(num_classes=10), 32),
-    "torchvision MobileNetV2": (lambda: torchvision.models.mobilenet_v2(num_classes=10, width_mult=0.25), 32),
+    "torchvision MobileNetV2": (lambda: torchvision.models.mobilenet_v2(num_classes=10, width_mult=0.5), 32),
     "torchvision ResNet": (_tiny_tv_resnet, 32),
 }
 
