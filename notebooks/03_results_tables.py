@@ -56,7 +56,7 @@ comparison[["dataset", "backbone", "quantity", "paper", "ours_train", "ours_depl
 # ## Throughput, where a run has been made
 
 # %%
-speed_files = sorted((RESULTS / "throughput").glob("*.csv"))
+speed_files = sorted((RESULTS / "throughput").glob("throughput*.csv"))  # predicted.csv is the cost model
 if speed_files:
     speed = pd.concat([pd.read_csv(path) for path in speed_files], ignore_index=True)
     columns = ["profile", "device_name", "runtime", "batch_size", "backbone", "form", "images_per_sec"]
