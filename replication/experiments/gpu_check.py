@@ -104,6 +104,8 @@ class Settings:
     train_model_kwargs: tuple[tuple[str, Any], ...] = ()
     train_timeout_s: float = 150.0
     resume_estimate_s: float = 60.0   # what the speed section leaves for the resume section
+    members: tuple[str, ...] | None = None            # the paper rows timed (labels); None: every row
+    model_kwargs: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()   # per model: narrower widths
 
     @classmethod
     def quick(cls, device: str) -> Settings:
@@ -113,7 +115,12 @@ class Settings:
                    table3=False, variants=(("float32", False), (half, True)), imagenet_variants=(("float32", False),),
                    train_images=64, test_images=32, train_batch=32, train_model="resnet18_cifar",
                    train_model_kwargs=(("channels", (8, 16, 32, 64)),), train_timeout_s=90.0,
-                   resume_estimate_s=45.0)
+                   resume_estimate_s=45.0,
+                   # two rows of each table group, narrow where the family allows: the code path, in seconds
+                   members=("ResNet 34", "RMNet 26x3_32", "MobileNetV2", "MobileNetV1", "ResNet 50", "RMNet 41x4_8"),
+                   model_kwargs=(("resnet34_cifar", (("channels", (8, 16, 32, 64)),)),
+                                 ("rmnet26x3_32_cifar", (("group_width", 4), ("widths", (8, 16, 32, 64)))),
+                                 ("rmnet41x4_8", (("widths", (16, 32, 64, 128)),))))
 
     @classmethod
     def full(cls, device: str) -> Settings:
@@ -192,7 +199,14 @@ def groups(settings: Settings) -> list[Group]:
     for number in settings.imagenet_groups:
         chosen = [row for row in imagenet if IMAGENET_GROUPS[row.backbone] == number]
         out.append(_table1_group("ImageNet", chosen, f"table1_sota/ImageNet/group{number}"))
-    return out
+    return [_only(group, settings.members) for group in out] if settings.members else out
+
+
+def _only(group: Group, labels: tuple[str, ...]) -> Group:
+    """``group`` with only the rows named in ``labels`` and the ratios between them."""
+    members = tuple(member for member in group.members if member.label in labels)
+    ratios = tuple(ratio for ratio in group.ratios if ratio[1] in labels and ratio[3] in labels)
+    return replace(group, members=members, ratios=ratios)
 
 
 def paper_speeds() -> dict[tuple[str, str, str], float]:
@@ -324,16 +338,19 @@ class Writer:
 
 class Forms:
     """Every member's forms, built once on the CPU (timm / zoo names, untrained weights) and kept for
-    every variant; ``rm.convert`` gives the deploy form."""
+    every variant; ``rm.convert`` gives the deploy form. ``model_kwargs``: constructor arguments per model
+    (the quick run's narrower widths)."""
 
-    def __init__(self) -> None:
+    def __init__(self, model_kwargs: dict[str, dict[str, Any]] | None = None) -> None:
         self.cache: dict[tuple[str, int, int], dict[str, torch.nn.Module]] = {}
+        self.model_kwargs = model_kwargs or {}
 
     def get(self, member: Member, input_size: int) -> dict[str, torch.nn.Module]:
         key = (member.row.model, member.row.num_classes, input_size)
         if key not in self.cache:
             torch.manual_seed(0)
-            model = zoo.create(member.row.model, num_classes=member.row.num_classes).eval()
+            kwargs = self.model_kwargs.get(member.row.model, {})
+            model = zoo.create(member.row.model, num_classes=member.row.num_classes, **kwargs).eval()
             forms = {"train": model}
             if "deploy" in member.forms:
                 forms["deploy"] = rm.convert(model)
@@ -641,6 +658,10 @@ def _fmt(value: object, digits: int = 2) -> str:
     return str(value)
 
 
+def _percent(value: float) -> str:
+    return "n/a" if value != value else f"{100 * value:.1f} %"
+
+
 def markdown(frame: pd.DataFrame, common: dict[str, object], budget_s: float, elapsed: float) -> str:
     lines = [f"# GPU check: {common['device_name']}", "",
              f"Device `{common['device']}` ({common['device_name']}), torch {common['torch_version']}, CUDA "
@@ -670,8 +691,8 @@ def markdown(frame: pd.DataFrame, common: dict[str, object], budget_s: float, el
                   "Spearman vs paper | median error vs paper |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for row in agreement.itertuples():
             lines.append(f"| {row.dtype} | {row.channels_last} | {row.ratio_kind} | {int(row.n_ratios)} | "
-                         f"{_fmt(row.spearman_vs_predicted)} | {_fmt(100 * row.median_error_vs_predicted, 1)} % | "
-                         f"{_fmt(row.spearman_vs_paper)} | {_fmt(100 * row.median_error_vs_paper, 1)} % |")
+                         f"{_fmt(row.spearman_vs_predicted)} | {_percent(row.median_error_vs_predicted)} | "
+                         f"{_fmt(row.spearman_vs_paper)} | {_percent(row.median_error_vs_paper)} |")
         lines.append("")
     resume = frame[frame["section"] == "resume"] if len(frame) else frame
     if len(resume):
@@ -711,7 +732,9 @@ def run(device: str, *, quick: bool, out: Path, budget_s: float, sections: tuple
     all_groups = groups(settings) if "speed" in sections else []
     small = [group for group in all_groups if not group.imagenet or group.table == "table3_repvgg_vs_resnet"]
     large = [group for group in all_groups if group not in small]
-    forms, predictor, speeds, claims = Forms(), Predictor(device), paper_speeds(), speed_claims()
+    kwargs = {model: {key: list(value) if isinstance(value, tuple) else value for key, value in pairs}
+              for model, pairs in settings.model_kwargs}
+    forms, predictor, speeds, claims = Forms(kwargs), Predictor(device), paper_speeds(), speed_claims()
 
     def timed_groups(dtype: str, channels_last: bool, keep_s: float) -> None:
         chosen = small + (large if (dtype, channels_last) in imagenet_variants else [])
