@@ -29,7 +29,6 @@ def _env_without_slurm():
     return {key: value for key, value in os.environ.items() if not key.startswith("SLURM_")}
 
 
-@pytest.mark.slow  # 8 + 1 processes (.ci/run runs tests/launch in full)
 def test_eight_concurrent_jobs_each_see_their_own_fake_device(tmp_path):
     seen = tmp_path / "seen"
     seen.mkdir()
@@ -64,7 +63,6 @@ def test_a_torchrun_job_gets_k_distinct_devices_and_a_too_large_one_is_refused(t
         acquire(tmp_path, 8, 9, devices=FAKE)
 
 
-@pytest.mark.slow
 def test_a_sigkilled_job_frees_its_slot(tmp_path):
     pool = tmp_path / "pool"
     holder = _job(pool, "--slots", "1", "--devices", "fake0",
