@@ -663,11 +663,16 @@ def _percent(value: float) -> str:
 
 
 def markdown(frame: pd.DataFrame, common: dict[str, object], budget_s: float, elapsed: float) -> str:
+    def text(value: object) -> object:
+        return "-" if value is None or value == "" or (isinstance(value, float) and value != value) else value
+
+    timing = (f"{elapsed:.0f} s of a {budget_s:.0f} s budget" if elapsed == elapsed
+              else "the run ended before its report (see the CSV's timestamps)")
     lines = [f"# GPU check: {common['device_name']}", "",
              f"Device `{common['device']}` ({common['device_name']}), torch {common['torch_version']}, CUDA "
-             f"{common['cuda_version'] or '-'}, cuDNN {common['cudnn_version'] or '-'}, suite commit "
+             f"{text(common['cuda_version'])}, cuDNN {text(common['cudnn_version'])}, suite commit "
              f"`{common['suite_commit']}`{', quick (CI sizes: not a measurement)' if common['quick'] else ''}. "
-             f"Wall-clock timing, synchronised blocks; {elapsed:.0f} s of a {budget_s:.0f} s budget. Ratios are "
+             f"Wall-clock timing, synchronised blocks; {timing}. Ratios are "
              "paired by round (median of per-round ratios, bootstrap 95 % CI); `paper` is the ratio of the "
              "paper's V100 images/s, `predicted` the cost model's for this device (an estimate).", ""]
     ratios = frame[frame["section"] == "ratio"] if len(frame) else frame
@@ -768,6 +773,26 @@ def run(device: str, *, quick: bool, out: Path, budget_s: float, sections: tuple
     return csv_path
 
 
+def report_only(csv_path: Path) -> Path:
+    """The report of a run whose process ended before writing it (a timeout): agreement rows added to the
+    CSV if it has none, then ``<csv stem>.md`` beside it. Returns the .md path."""
+    frame = pd.read_csv(csv_path)
+    if not (frame["section"] == "agreement").any():
+        agreement = agreement_rows(frame)
+        if agreement:
+            append_rows_atomic([{"section": "agreement", **{k: frame[k].iloc[0] for k in ("device", "device_name",
+                                 "torch_version", "suite_commit", "quick") if k in frame}, **row}
+                                for row in agreement], csv_path)
+            frame = pd.read_csv(csv_path)
+    first = frame.iloc[0]
+    common = {key: first.get(key, "") for key in ("device", "device_name", "torch_version", "cuda_version",
+                                                  "cudnn_version", "suite_commit", "quick")}
+    md_path = csv_path.with_suffix(".md")
+    write_text_atomic(markdown(frame, common, math.nan, math.nan) + "\n(report written after the run, from its CSV)\n",
+                      md_path)
+    return md_path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m replication.experiments.gpu_check",
                                      description=(__doc__ or "").split("\n\n")[0])
@@ -776,10 +801,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="output folder [results/throughput; results/ci/throughput with --quick]")
     parser.add_argument("--budget-s", type=float, help="wall-clock budget in seconds [420; 100 with --quick]")
     parser.add_argument("--sections", default="speed,resume", help="comma-separated: speed, resume [both]")
+    parser.add_argument("--report-only", metavar="CSV",
+                        help="write the .md (and the agreement rows, if missing) from a CSV of a run that was cut "
+                             "short, and exit")
     parser.add_argument("--train-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.train_child:
         train_child(json.loads(args.train_child))
+        return 0
+    if args.report_only:
+        report_only(Path(args.report_only))
         return 0
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA device (use --device cpu --quick for the CPU path)")

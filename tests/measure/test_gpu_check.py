@@ -123,3 +123,7 @@ def test_run_order_budget_and_outputs_without_timing(tmp_path, monkeypatch):
     tight = gpu_check.run("cpu", quick=True, out=tmp_path / "tight", budget_s=1, log=lines.append)
     skipped = pd.read_csv(tight)
     assert (skipped[skipped["section"] == "ratio"]["status"] == "skipped: time budget").all()
+    # a run cut short (no report): the report from its CSV
+    (tmp_path / "gpu-cpu.md").unlink()
+    assert gpu_check.report_only(path) == tmp_path / "gpu-cpu.md"
+    assert "ended before its report" in (tmp_path / "gpu-cpu.md").read_text()
