@@ -104,6 +104,8 @@ class Settings:
     train_model_kwargs: tuple[tuple[str, Any], ...] = ()
     train_timeout_s: float = 150.0
     resume_estimate_s: float = 60.0   # what the speed section leaves for the resume section
+    members: tuple[str, ...] | None = None            # the paper rows timed (labels); None: every row
+    model_kwargs: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()   # per model: narrower widths
 
     @classmethod
     def quick(cls, device: str) -> Settings:
@@ -113,7 +115,12 @@ class Settings:
                    table3=False, variants=(("float32", False), (half, True)), imagenet_variants=(("float32", False),),
                    train_images=64, test_images=32, train_batch=32, train_model="resnet18_cifar",
                    train_model_kwargs=(("channels", (8, 16, 32, 64)),), train_timeout_s=90.0,
-                   resume_estimate_s=45.0)
+                   resume_estimate_s=45.0,
+                   # two rows of each table group, narrow where the family allows: the code path, in seconds
+                   members=("ResNet 34", "RMNet 26x3_32", "MobileNetV2", "MobileNetV1", "ResNet 50", "RMNet 41x4_8"),
+                   model_kwargs=(("resnet34_cifar", (("channels", (8, 16, 32, 64)),)),
+                                 ("rmnet26x3_32_cifar", (("group_width", 4), ("widths", (8, 16, 32, 64)))),
+                                 ("rmnet41x4_8", (("widths", (16, 32, 64, 128)),))))
 
     @classmethod
     def full(cls, device: str) -> Settings:
@@ -192,7 +199,14 @@ def groups(settings: Settings) -> list[Group]:
     for number in settings.imagenet_groups:
         chosen = [row for row in imagenet if IMAGENET_GROUPS[row.backbone] == number]
         out.append(_table1_group("ImageNet", chosen, f"table1_sota/ImageNet/group{number}"))
-    return out
+    return [_only(group, settings.members) for group in out] if settings.members else out
+
+
+def _only(group: Group, labels: tuple[str, ...]) -> Group:
+    """``group`` with only the rows named in ``labels`` and the ratios between them."""
+    members = tuple(member for member in group.members if member.label in labels)
+    ratios = tuple(ratio for ratio in group.ratios if ratio[1] in labels and ratio[3] in labels)
+    return replace(group, members=members, ratios=ratios)
 
 
 def paper_speeds() -> dict[tuple[str, str, str], float]:
@@ -324,16 +338,19 @@ class Writer:
 
 class Forms:
     """Every member's forms, built once on the CPU (timm / zoo names, untrained weights) and kept for
-    every variant; ``rm.convert`` gives the deploy form."""
+    every variant; ``rm.convert`` gives the deploy form. ``model_kwargs``: constructor arguments per model
+    (the quick run's narrower widths)."""
 
-    def __init__(self) -> None:
+    def __init__(self, model_kwargs: dict[str, dict[str, Any]] | None = None) -> None:
         self.cache: dict[tuple[str, int, int], dict[str, torch.nn.Module]] = {}
+        self.model_kwargs = model_kwargs or {}
 
     def get(self, member: Member, input_size: int) -> dict[str, torch.nn.Module]:
         key = (member.row.model, member.row.num_classes, input_size)
         if key not in self.cache:
             torch.manual_seed(0)
-            model = zoo.create(member.row.model, num_classes=member.row.num_classes).eval()
+            kwargs = self.model_kwargs.get(member.row.model, {})
+            model = zoo.create(member.row.model, num_classes=member.row.num_classes, **kwargs).eval()
             forms = {"train": model}
             if "deploy" in member.forms:
                 forms["deploy"] = rm.convert(model)
@@ -641,12 +658,21 @@ def _fmt(value: object, digits: int = 2) -> str:
     return str(value)
 
 
+def _percent(value: float) -> str:
+    return "n/a" if value != value else f"{100 * value:.1f} %"
+
+
 def markdown(frame: pd.DataFrame, common: dict[str, object], budget_s: float, elapsed: float) -> str:
+    def text(value: object) -> object:
+        return "-" if value is None or value == "" or (isinstance(value, float) and value != value) else value
+
+    timing = (f"{elapsed:.0f} s of a {budget_s:.0f} s budget" if elapsed == elapsed
+              else "the run ended before its report (see the CSV's timestamps)")
     lines = [f"# GPU check: {common['device_name']}", "",
              f"Device `{common['device']}` ({common['device_name']}), torch {common['torch_version']}, CUDA "
-             f"{common['cuda_version'] or '-'}, cuDNN {common['cudnn_version'] or '-'}, suite commit "
+             f"{text(common['cuda_version'])}, cuDNN {text(common['cudnn_version'])}, suite commit "
              f"`{common['suite_commit']}`{', quick (CI sizes: not a measurement)' if common['quick'] else ''}. "
-             f"Wall-clock timing, synchronised blocks; {elapsed:.0f} s of a {budget_s:.0f} s budget. Ratios are "
+             f"Wall-clock timing, synchronised blocks; {timing}. Ratios are "
              "paired by round (median of per-round ratios, bootstrap 95 % CI); `paper` is the ratio of the "
              "paper's V100 images/s, `predicted` the cost model's for this device (an estimate).", ""]
     ratios = frame[frame["section"] == "ratio"] if len(frame) else frame
@@ -670,8 +696,8 @@ def markdown(frame: pd.DataFrame, common: dict[str, object], budget_s: float, el
                   "Spearman vs paper | median error vs paper |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for row in agreement.itertuples():
             lines.append(f"| {row.dtype} | {row.channels_last} | {row.ratio_kind} | {int(row.n_ratios)} | "
-                         f"{_fmt(row.spearman_vs_predicted)} | {_fmt(100 * row.median_error_vs_predicted, 1)} % | "
-                         f"{_fmt(row.spearman_vs_paper)} | {_fmt(100 * row.median_error_vs_paper, 1)} % |")
+                         f"{_fmt(row.spearman_vs_predicted)} | {_percent(row.median_error_vs_predicted)} | "
+                         f"{_fmt(row.spearman_vs_paper)} | {_percent(row.median_error_vs_paper)} |")
         lines.append("")
     resume = frame[frame["section"] == "resume"] if len(frame) else frame
     if len(resume):
@@ -711,7 +737,9 @@ def run(device: str, *, quick: bool, out: Path, budget_s: float, sections: tuple
     all_groups = groups(settings) if "speed" in sections else []
     small = [group for group in all_groups if not group.imagenet or group.table == "table3_repvgg_vs_resnet"]
     large = [group for group in all_groups if group not in small]
-    forms, predictor, speeds, claims = Forms(), Predictor(device), paper_speeds(), speed_claims()
+    kwargs = {model: {key: list(value) if isinstance(value, tuple) else value for key, value in pairs}
+              for model, pairs in settings.model_kwargs}
+    forms, predictor, speeds, claims = Forms(kwargs), Predictor(device), paper_speeds(), speed_claims()
 
     def timed_groups(dtype: str, channels_last: bool, keep_s: float) -> None:
         chosen = small + (large if (dtype, channels_last) in imagenet_variants else [])
@@ -745,6 +773,26 @@ def run(device: str, *, quick: bool, out: Path, budget_s: float, sections: tuple
     return csv_path
 
 
+def report_only(csv_path: Path) -> Path:
+    """The report of a run whose process ended before writing it (a timeout): agreement rows added to the
+    CSV if it has none, then ``<csv stem>.md`` beside it. Returns the .md path."""
+    frame = pd.read_csv(csv_path)
+    if not (frame["section"] == "agreement").any():
+        agreement = agreement_rows(frame)
+        if agreement:
+            append_rows_atomic([{"section": "agreement", **{k: frame[k].iloc[0] for k in ("device", "device_name",
+                                 "torch_version", "suite_commit", "quick") if k in frame}, **row}
+                                for row in agreement], csv_path)
+            frame = pd.read_csv(csv_path)
+    first = frame.iloc[0]
+    common = {key: first.get(key, "") for key in ("device", "device_name", "torch_version", "cuda_version",
+                                                  "cudnn_version", "suite_commit", "quick")}
+    md_path = csv_path.with_suffix(".md")
+    write_text_atomic(markdown(frame, common, math.nan, math.nan) + "\n(report written after the run, from its CSV)\n",
+                      md_path)
+    return md_path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m replication.experiments.gpu_check",
                                      description=(__doc__ or "").split("\n\n")[0])
@@ -753,10 +801,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="output folder [results/manual/throughput; results/ci/throughput with --quick]")
     parser.add_argument("--budget-s", type=float, help="wall-clock budget in seconds [420; 100 with --quick]")
     parser.add_argument("--sections", default="speed,resume", help="comma-separated: speed, resume [both]")
+    parser.add_argument("--report-only", metavar="CSV",
+                        help="write the .md (and the agreement rows, if missing) from a CSV of a run that was cut "
+                             "short, and exit")
     parser.add_argument("--train-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.train_child:
         train_child(json.loads(args.train_child))
+        return 0
+    if args.report_only:
+        report_only(Path(args.report_only))
         return 0
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA device (use --device cpu --quick for the CPU path)")

@@ -83,3 +83,47 @@ def test_quick_cpu_run_end_to_end(tmp_path):
     resume = frame[frame["section"] == "resume"].iloc[0]
     assert resume["status"] == "ok" and bool(resume["identical"])
     assert (frame["section"] == "agreement").any()
+
+
+def test_run_order_budget_and_outputs_without_timing(tmp_path, monkeypatch):
+    """The orchestration alone (timing, models and training stubbed): the paper's setting for every group
+    first, then the resume section, then the other variants; a group the budget cannot fit is a
+    'skipped: time budget' row; the CSV and report are written."""
+    from torch import nn
+
+    from replication.measure.interleaved import Interleaved
+
+    def fake_measure(models, config, *, rounds, min_rounds, deadline):
+        result = Interleaved(tuple(models), config.batch_size, config.iters)
+        result.seconds = {name: [1.0 + index, 1.1 + index] for index, name in enumerate(models)}
+        return result
+
+    monkeypatch.setattr(gpu_check, "measure_interleaved", fake_measure)
+    monkeypatch.setattr(gpu_check.Forms, "get", lambda self, member, size: {"train": nn.Identity(),
+                                                                           "deploy": nn.Identity()})
+    monkeypatch.setattr(gpu_check.Predictor, "images_per_sec", lambda self, key, module, shape, dtype: 100.0)
+    monkeypatch.setattr(gpu_check, "resume_check", lambda device, settings, budget, workdir: {
+        "section": "resume", "status": "ok", "identical": True, "model": "m", "train_images": 8, "batch_size": 4,
+        "amp": False, "killed_in_epoch": 2, "resumed_from_epoch": 1, "resumed_top1": 10.0,
+        "reference_top1": 10.0, "resumed_test_loss": 2.0, "reference_test_loss": 2.0})
+    lines = []
+    path = gpu_check.run("cpu", quick=True, out=tmp_path, budget_s=1000, log=lines.append)
+    order = [line.split("] ", 1)[1] for line in lines if line.startswith("[gpu-check ") and "left]" in line]
+    assert order == ["table1_sota/CIFAR10 float32 channels_last=False",
+                     "table2_mobilenet/CIFAR10 float32 channels_last=False",
+                     "table1_sota/ImageNet/group1 float32 channels_last=False",
+                     "kill-and-resume training",
+                     "table1_sota/CIFAR10 bfloat16 channels_last=True",
+                     "table2_mobilenet/CIFAR10 bfloat16 channels_last=True"]
+    frame = pd.read_csv(path)
+    ok = frame[(frame["section"] == "ratio") & (frame["status"] == "ok")]
+    assert len(ok) and ok["ratio"].notna().all() and (ok["predicted_ratio"] == 1.0).all()
+    assert "## Kill and resume" in (tmp_path / "gpu-cpu.md").read_text()
+    lines.clear()
+    tight = gpu_check.run("cpu", quick=True, out=tmp_path / "tight", budget_s=1, log=lines.append)
+    skipped = pd.read_csv(tight)
+    assert (skipped[skipped["section"] == "ratio"]["status"] == "skipped: time budget").all()
+    # a run cut short (no report): the report from its CSV
+    (tmp_path / "gpu-cpu.md").unlink()
+    assert gpu_check.report_only(path) == tmp_path / "gpu-cpu.md"
+    assert "ended before its report" in (tmp_path / "gpu-cpu.md").read_text()

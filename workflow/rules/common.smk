@@ -71,7 +71,7 @@ GPU_POOL = _global_resource("gpu")  # the profile's `gpu` resource: this node's 
 
 
 def gpu(device, count=1):
-    """The GPU request of a rule whose work runs on `device` (a rule asks only for its own device): the
+    """The GPU request of a job that runs on `device` (each job asks only for its own device): the
     `gpu` resource locally (the profile's pool), `gres: gpu:<count>` on a cluster (SLURM's --gres=gpu:k on
     the job's node, set from this config, so torchrun's processes get exactly those GPUs)."""
     if not str(device or "").startswith("cuda"):
