@@ -29,7 +29,7 @@ from typing import Any
 import torch
 import yaml
 
-from .. import zoo
+from .. import layout, zoo
 from ..measure import cost_model
 from ..paper import reported
 from ..train.presets import get_preset
@@ -107,7 +107,7 @@ def plan_jobs(config: dict[str, Any]) -> list[Job]:
     return jobs
 
 
-PREDICTED = Path(__file__).resolve().parents[2] / "results" / "throughput" / "predicted.csv"
+PREDICTED = Path(__file__).resolve().parents[2] / layout.MANUAL_PREDICTED  # `rmnet cost-model` writes it
 
 
 def _predicted(path: Path = PREDICTED) -> dict[tuple[str, str, str, str], dict[str, Any]]:
