@@ -242,13 +242,19 @@ def _depth_trend(claim: Claim, evidence: Evidence) -> list[Verdict]:
     return verdicts
 
 
-def _per_mobilenet_dataset(evidence: Evidence, judge_one: Callable[[pd.DataFrame, str], Verdict]) -> list[Verdict]:
-    """``judge_one(rows, dataset)`` for each dataset with Table 2 results (``mobilenet/<dataset>.csv``)."""
+def _per_dataset(evidence: Evidence, experiment: str, judge_one: Callable[[pd.DataFrame, str], Verdict]
+                 ) -> list[Verdict]:
+    """``judge_one(rows, dataset)`` for each dataset with a gathered ``<experiment>/<dataset>.csv``
+    (Table 2's MobileNets, Figure 6's pruning); a missing one is "not run", saying why."""
     verdicts = []
     for dataset in evidence.datasets:
-        frame = evidence.csv(f"mobilenet/{dataset}.csv")
-        verdicts.append(not_run("no MobileNet results: experiments.mobilenet", dataset) if frame is None
-                        else judge_one(frame, dataset))
+        frame = evidence.csv(f"{experiment}/{dataset}.csv")
+        if frame is None:
+            configured = bool(evidence.config.get("experiments", {}).get(experiment))
+            verdicts.append(not_run(evidence.absent(f"{experiment}/{dataset}.csv", configured,
+                                                    f"no {experiment} results: experiments.{experiment}"), dataset))
+        else:
+            verdicts.append(judge_one(frame, dataset))
     return verdicts
 
 
@@ -265,7 +271,7 @@ def _equal_accuracy(claim: Claim, evidence: Evidence) -> list[Verdict]:
                        evidence=f"mobilenet/{dataset}.csv",
                        note=f"largest |top-1 difference| over seeds (bound {tolerance}); a conversion, so a seed "
                             "that did not train still counts")
-    return _per_mobilenet_dataset(evidence, judge_one)
+    return _per_dataset(evidence, "mobilenet", judge_one)
 
 
 def _mobilenet_gap(claim: Claim, evidence: Evidence) -> list[Verdict]:
@@ -276,7 +282,7 @@ def _mobilenet_gap(claim: Claim, evidence: Evidence) -> list[Verdict]:
                                                rules.num_classes(dataset))
         return _accuracy_verdict(verdict, diff, dataset, f"{dataset}, {int(frame['image_size'].iloc[0])}px, "
                                  "paper width", f"mobilenet/{dataset}.csv", note, len(a), len(b))
-    return _per_mobilenet_dataset(evidence, judge_one)
+    return _per_dataset(evidence, "mobilenet", judge_one)
 
 
 def _above_chance(frame: pd.DataFrame, dataset: str) -> pd.DataFrame:
@@ -308,14 +314,8 @@ def _pruning_scope(frame: pd.DataFrame, dataset: str, n: int) -> str:
 
 def _pruning(claim: Claim, evidence: Evidence) -> list[Verdict]:
     x = claim.measure["x"]
-    verdicts = []
-    for dataset in evidence.datasets:
-        frame = evidence.csv(f"pruning/{dataset}.csv")
-        if frame is None:
-            verdicts.append(not_run(evidence.absent(f"pruning/{dataset}.csv",
-                                                    bool(evidence.config.get("experiments", {}).get("pruning")),
-                                                    "no pruning results: experiments.pruning"), dataset))
-            continue
+
+    def judge_one(frame: pd.DataFrame, dataset: str) -> Verdict:
         trained = _above_chance(frame, dataset)
         per_seed = {seed: matched_difference(rows, x) for seed, rows in trained.groupby("seed")}
         overlapping = [d for d in per_seed.values() if not math.isnan(d)]
@@ -327,44 +327,35 @@ def _pruning(claim: Claim, evidence: Evidence) -> list[Verdict]:
         if len(overlapping) < MIN_SEEDS:
             ranges = "; ".join(f"{m}: {rows[x].min():.3g}-{rows[x].max():.3g}"
                                for m, rows in trained.groupby("method")) or "none above chance"
-            verdicts.append(Verdict(INCONCLUSIVE, dataset=dataset, evidence=f"pruning/{dataset}.csv",
-                                    scope=_pruning_scope(frame, dataset, len(per_seed)),
-                                    note=join(f"a matched window where both methods are above chance in only "
-                                              f"{len(overlapping)} seed(s) (needs {MIN_SEEDS}); x ranges above "
-                                              f"chance: {ranges}", note)))
-            continue
+            return Verdict(INCONCLUSIVE, dataset=dataset, evidence=f"pruning/{dataset}.csv",
+                           scope=_pruning_scope(frame, dataset, len(per_seed)),
+                           note=join(f"a matched window where both methods are above chance in only "
+                                     f"{len(overlapping)} seed(s) (needs {MIN_SEEDS}); x ranges above "
+                                     f"chance: {ranges}", note))
         summary = summarize_seeds(overlapping)
-        verdicts.append(Verdict(decide(summary.ci_low, summary.ci_high, n=summary.n), summary.mean, summary.ci_low,
-                                summary.ci_high, summary.n, dataset, _pruning_scope(frame, dataset, summary.n),
-                                f"pruning/{dataset}.csv", note))
-    return verdicts
+        return Verdict(decide(summary.ci_low, summary.ci_high, n=summary.n), summary.mean, summary.ci_low,
+                       summary.ci_high, summary.n, dataset, _pruning_scope(frame, dataset, summary.n),
+                       f"pruning/{dataset}.csv", note)
+    return _per_dataset(evidence, "pruning", judge_one)
 
 
 def _pruning_max_ratio(claim: Claim, evidence: Evidence) -> list[Verdict]:
     x = claim.measure.get("x", "pruned_params_ratio")
-    verdicts = []
-    for dataset in evidence.datasets:
-        frame = evidence.csv(f"pruning/{dataset}.csv")
-        if frame is None:
-            verdicts.append(not_run(evidence.absent(f"pruning/{dataset}.csv",
-                                                    bool(evidence.config.get("experiments", {}).get("pruning")),
-                                                    "no pruning results: experiments.pruning"), dataset))
-            continue
-        trained = _above_chance(frame, dataset)
+
+    def judge_one(frame: pd.DataFrame, dataset: str) -> Verdict:
         differences, listing = [], []
-        for seed, rows in trained.groupby("seed"):
+        for seed, rows in _above_chance(frame, dataset).groupby("seed"):
             best = {m: rows[rows["method"].str.startswith(m)][x].max() for m in ("RMNet", "ResNet")}
             listing.append(f"seed {int(seed)}: RMNet {best['RMNet']:.3g}, ResNet {best['ResNet']:.3g}")
             if not any(math.isnan(v) for v in best.values()):
                 differences.append(best["RMNet"] - best["ResNet"])
         summary = summarize_seeds(differences)
         verdict = decide(summary.ci_low, summary.ci_high, n=summary.n, min_n=MIN_SEEDS)
-        verdicts.append(Verdict(verdict, summary.mean, summary.ci_low, summary.ci_high, summary.n, dataset,
-                                _pruning_scope(frame, dataset, summary.n), f"pruning/{dataset}.csv",
-                                join(f"largest {x} above chance: {'; '.join(listing)}",
-                                     f"needs {MIN_SEEDS} seeds with both methods above chance"
-                                     if summary.n < MIN_SEEDS else "")))
-    return verdicts
+        return Verdict(verdict, summary.mean, summary.ci_low, summary.ci_high, summary.n, dataset,
+                       _pruning_scope(frame, dataset, summary.n), f"pruning/{dataset}.csv",
+                       join(f"largest {x} above chance: {'; '.join(listing)}",
+                            f"needs {MIN_SEEDS} seeds with both methods above chance" if summary.n < MIN_SEEDS else ""))
+    return _per_dataset(evidence, "pruning", judge_one)
 
 
 def _finetune(claim: Claim, evidence: Evidence) -> list[Verdict]:
