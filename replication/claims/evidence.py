@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,13 +40,27 @@ class Evidence:
         self.datasets: list[str] = list(config.get("datasets", []))
         self.imagenet = bool(config.get("imagenet", False))
         self.gpu_dir = Path(gpu_dir) if gpu_dir is not None else None
+        self._frames: dict[str, pd.DataFrame | None] = {}  # each CSV is read once per judgement
 
     def path(self, relative: str) -> Path:
         return self.root / relative
 
     def csv(self, relative: str) -> pd.DataFrame | None:
-        path = self.path(relative)
-        return pd.read_csv(path) if path.exists() and path.stat().st_size else None
+        """``results/<profile>/<relative>`` (None when missing or empty); a copy, so a caller may change it."""
+        if relative not in self._frames:
+            path = self.path(relative)
+            self._frames[relative] = pd.read_csv(path) if path.exists() and path.stat().st_size else None
+        frame = self._frames[relative]
+        return None if frame is None else frame.copy()
+
+    @functools.cached_property
+    def gpu_ratios(self) -> pd.DataFrame | None:
+        """The GPU check's ratio rows (``<gpu_dir>/gpu-*.csv`` with ``claim_id`` and ``ratio``), read once."""
+        if self.gpu_dir is None or not self.gpu_dir.is_dir():
+            return None
+        frames = [pd.read_csv(path) for path in sorted(self.gpu_dir.glob("gpu-*.csv")) if path.stat().st_size]
+        frames = [f for f in frames if "claim_id" in f and "ratio" in f]
+        return pd.concat(frames, ignore_index=True) if frames else None
 
     def absent(self, relative: str, configured: bool, how: str) -> str:
         """Why a results file is not there: the profile does not configure it (``how`` says what would), or it

@@ -14,14 +14,9 @@ from .rules import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, decide, decide_insi
 
 def _gpu_rows(evidence: Evidence, claim: Claim) -> pd.DataFrame | None:
     """The GPU check's rows for a speed claim (``<gpu_dir>/gpu-*.csv``, column ``claim_id``)."""
-    if evidence.gpu_dir is None or not evidence.gpu_dir.is_dir():
+    if evidence.gpu_ratios is None:
         return None
-    frames = [pd.read_csv(path) for path in sorted(evidence.gpu_dir.glob("gpu-*.csv")) if path.stat().st_size]
-    frames = [f for f in frames if "claim_id" in f and "ratio" in f]
-    if not frames:
-        return None
-    rows = pd.concat(frames, ignore_index=True)
-    rows = rows[rows["claim_id"] == claim.id]
+    rows = evidence.gpu_ratios[evidence.gpu_ratios["claim_id"] == claim.id]
     return rows if len(rows) else None
 
 
