@@ -193,7 +193,8 @@ def run_convert(args: argparse.Namespace) -> int:
     if args.output:
         steps += [f"write and check {args.output}"]
     # a step bar on stderr, shown only when the whole takes more than 2 s (ResNet-50: about 20 s)
-    with tqdm(total=len(steps), desc="convert", unit="step", delay=2, leave=False, file=sys.stderr) as bar:
+    with tqdm(total=len(steps), desc="convert", unit="step", delay=2, leave=False, file=sys.stderr,
+              disable=None) as bar:  # no bar when stderr is not a terminal (logs, pipes, tests)
 
         def step(index: int) -> None:
             bar.n = index

@@ -62,7 +62,7 @@ def write_atomic(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; results are meant to be shared
         os.replace(tmp, path)
     except OSError as error:
-        if error.errno in _NO_SPACE and not isinstance(error, DiskFullError):
+        if error.errno in _NO_SPACE:  # an inner atomic write (a format writer) is re-named as this path
             state = "it is unchanged" if path.exists() else "nothing was written"
             raise DiskFullError(f"disk full: cannot write {path} ({os.strerror(error.errno)}); {state} and "
                                 "no partial file is left", error.errno) from None

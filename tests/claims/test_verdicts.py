@@ -164,3 +164,24 @@ def test_finetune_gives_one_verdict_per_base(tmp_path):
 def test_finetune_without_results_is_not_run(tmp_path):
     rows = _verdicts(tmp_path, "finetune_bn_beats_start")
     assert set(rows["verdict"]) == {"not run in this profile"}
+
+
+def test_a_gpu_verdict_sits_beside_the_cpu_one(tmp_path):
+    """The GPU check's rows give one verdict per dataset at the paper's setting; a pair it timed under
+    two headings is listed once among the other settings."""
+    gpu_dir = tmp_path / "gpu"
+    gpu_dir.mkdir()
+    base = {"section": "ratio", "status": "ok", "claim_id": "table2_rmnetv1_faster_than_v2", "device": "cuda",
+            "device_name": "Test GPU", "threads": 16, "batch_size": 128, "input_size": "3x32x32", "rounds": 10,
+            "images_per_sec_a": 2.0, "images_per_sec_b": 1.0, "unstable": False, "dataset": "CIFAR10",
+            "a_model": "mobilenetv2_rm_cifar", "a_form": "deploy", "b_model": "mobilenetv2_rm_cifar",
+            "b_form": "train"}
+    rows = [{**base, "ratio_kind": kind, "dtype": dtype, "channels_last": False, "ratio": r, "ratio_ci_low": r - 0.02,
+             "ratio_ci_high": r + 0.02}
+            for kind in ("rm_over_residual", "rmnet_over_baseline") for dtype, r in (("float32", 2.0),
+                                                                                       ("float16", 1.5))]
+    pd.DataFrame(rows).to_csv(gpu_dir / "gpu-test.csv", index=False)
+    frame = judge(_claim("table2_rmnetv1_faster_than_v2"), Evidence(tmp_path, CONFIG, gpu_dir=gpu_dir))
+    gpu = frame[frame["device"] == "cuda"]
+    assert len(gpu) == 1 and gpu.iloc[0]["verdict"] == "reproduced" and gpu.iloc[0]["dataset"] == "CIFAR10"
+    assert gpu.iloc[0]["note"].count("float16: 1.500") == 1

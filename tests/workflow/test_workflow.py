@@ -206,12 +206,17 @@ def test_every_rule_is_a_logged_shell_step():
                 assert block.split(":")[0] == "all", f"{path.name}: rule {block.split(':')[0]} has no shell step"
 
 
-def test_a_profile_config_is_not_merged_over_the_embedded_one():
+def test_a_profile_config_is_not_merged_over_the_embedded_one(tmp_path, monkeypatch):
     """paper.yaml is complete on its own: its runs keep the paper's widths and recipe, not the embedded
     config's 1/8 widths and 2-epoch overrides."""
-    result = _snakemake("-n", "--configfile", "config/paper.yaml", "--",
+    overlay = tmp_path / "data.json"  # stand-in data and a paper-sized node: the plan-time checks pass
+    subprocess.run([sys.executable, str(ROOT / "replication/launch/plan_checks.py"), "stand-ins",
+                    str(tmp_path / "data")], stdout=overlay.open("w"), check=True)
+    monkeypatch.setenv("RMNET_NODE_CPUS", "64")
+    monkeypatch.setenv("RMNET_NODE_GPUS", "8")
+    result = _snakemake("-n", "--cores", "16", "--configfile", "config/paper.yaml", str(overlay), "--",
                         "results/paper/train/cifar10/resnet34/seed0/metrics.csv")
     assert result.returncode == 0, result.stderr[-2000:]
-    payload = result.stdout[result.stdout.index("--payload"):].split("--dataset")[0]
+    payload = result.stdout[result.stdout.index("--run-config"):].split("--profile")[0]
     assert '"model_kwargs": {}' in payload and '"overrides": {}' in payload
     assert "[8, 16, 32, 64]" not in payload and '"epochs": 2' not in payload

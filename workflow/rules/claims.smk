@@ -35,7 +35,9 @@ rule claims_html:
         report(f"{FIGURES}/tables/claims.html", category="Claims", caption="../report/claims.rst"),
     log:
         f"{LOGS}/tables/claims_html.log",
+    params:
+        python=PYTHON,
     conda:
         "../../environment.yml"
     shell:
-        "{PYTHON} replication/report/html_tables.py {input:q} {output:q} > {log} 2>&1"
+        "{params.python} replication/report/html_tables.py {input:q} {output:q} > {log} 2>&1"

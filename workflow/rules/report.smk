@@ -178,7 +178,9 @@ rule table_html:
         table="(?!claims$)[a-z0-9_]+",
     log:
         f"{LOGS}/tables/{{table}}_html.log",
+    params:
+        python=PYTHON,
     conda:
         "../../environment.yml"
     shell:
-        "{PYTHON} replication/report/html_tables.py {input:q} {output:q} > {log} 2>&1"
+        "{params.python} replication/report/html_tables.py {input:q} {output:q} > {log} 2>&1"

@@ -12,6 +12,7 @@ rule throughput:
     benchmark:
         f"{BENCH}/throughput.tsv"
     threads: workflow.cores
+    priority: 2  # timing first, on a machine the run has not yet loaded or heated
     resources:
         **timing(config["throughput"].get("device")),
     conda:
@@ -30,6 +31,7 @@ rule speed_pairs:
     log:
         f"{LOGS}/speed_pairs.log",
     threads: workflow.cores
+    priority: 2  # timing first, on a machine the run has not yet loaded or heated
     resources:
         **timing(config["throughput"].get("device")),
     conda:
@@ -48,6 +50,7 @@ rule ablation:
     log:
         f"{LOGS}/ablation.log",
     threads: workflow.cores
+    priority: 2  # timing first, on a machine the run has not yet loaded or heated
     resources:
         **timing(config["ablation"]["speed"].get("device")),
     conda:

@@ -12,7 +12,7 @@ rule train:
     benchmark:
         f"{BENCH}/train/{{dataset}}/{{run}}/seed{{seed}}.tsv"
     threads: 1
-    priority: 1  # training before the timing rules, which take every core
+    priority: 1  # after the timing rules (priority 2), before the reports
     resources:
         **training_resources(),
     conda:
