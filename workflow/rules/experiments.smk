@@ -33,7 +33,7 @@ rule pruning:
     log:
         f"{LOGS}/pruning/{{dataset}}/seed{{seed}}.log",
     threads: workflow.cores  # includes timing
-    priority: 2  # as soon as its trained network and both cores are free
+    priority: 100  # as soon as its trained network and the cores are free
     resources:
         **timing(EXP["pruning"]["speed"].get("device")),
     conda:

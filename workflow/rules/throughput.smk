@@ -12,7 +12,8 @@ rule throughput:
     benchmark:
         f"{BENCH}/throughput.tsv"
     threads: workflow.cores
-    priority: 2  # timing first, on a machine the run has not yet loaded or heated
+    priority: 100  # timing first, on a machine the run has not loaded or heated (the scheduler sums
+    # priorities over the jobs it starts at once, so this outweighs filling the cores with trainings)
     resources:
         **timing(config["throughput"].get("device")),
     conda:
@@ -31,7 +32,8 @@ rule speed_pairs:
     log:
         f"{LOGS}/speed_pairs.log",
     threads: workflow.cores
-    priority: 2  # timing first, on a machine the run has not yet loaded or heated
+    priority: 100  # timing first, on a machine the run has not loaded or heated (the scheduler sums
+    # priorities over the jobs it starts at once, so this outweighs filling the cores with trainings)
     resources:
         **timing(config["throughput"].get("device")),
     conda:
@@ -50,7 +52,8 @@ rule ablation:
     log:
         f"{LOGS}/ablation.log",
     threads: workflow.cores
-    priority: 2  # timing first, on a machine the run has not yet loaded or heated
+    priority: 100  # timing first, on a machine the run has not loaded or heated (the scheduler sums
+    # priorities over the jobs it starts at once, so this outweighs filling the cores with trainings)
     resources:
         **timing(config["ablation"]["speed"].get("device")),
     conda:

@@ -12,7 +12,7 @@ rule train:
     benchmark:
         f"{BENCH}/train/{{dataset}}/{{run}}/seed{{seed}}.tsv"
     threads: 1
-    priority: 1  # after the timing rules (priority 2), before the reports
+    priority: 1  # after the timing rules (priority 100), before the reports
     resources:
         **training_resources(),
     conda:
