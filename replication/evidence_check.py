@@ -214,9 +214,9 @@ def compare_columns(committed: list[dict[str, str]], rerun: list[dict[str, str]]
 
 # --- reruns ------------------------------------------------------------------------------------------
 
-def _subprocess(ctx: Context, args: list[str], log_path: Path) -> None:
+def _subprocess(ctx: Context, args: list[str], log_path: Path, env_extra: dict[str, str] | None = None) -> None:
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **ctx.env}
+    env = {**os.environ, **ctx.env, **(env_extra or {})}
     with open(log_path, "w") as log:
         done = subprocess.run([sys.executable, *args], stdout=log, stderr=subprocess.STDOUT, env=env)
     if done.returncode != 0:
@@ -245,8 +245,12 @@ def ensure_trained(ctx: Context, key: TrainKey) -> Path:
 
 
 def _step(ctx: Context, step: str, arguments: dict[str, Any], log_name: str) -> None:
+    # Snakemake runs a job with OMP_NUM_THREADS / MKL_NUM_THREADS set to the rule's threads (1 for
+    # finetune and mobilenet, the `threads` argument for pruning); a CPU result is bit-identical only
+    # on the thread count it was made with.
+    threads = str(arguments.get("threads", 1))
     _subprocess(ctx, ["-m", "replication.workflow_steps", step, json.dumps(arguments, sort_keys=True)],
-                ctx.scratch / "logs" / f"{log_name}.log")
+                ctx.scratch / "logs" / f"{log_name}.log", {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads})
 
 
 def _train_findings(ctx: Context, key: TrainKey) -> list[Finding]:
