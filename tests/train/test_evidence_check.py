@@ -132,3 +132,13 @@ def test_sample_fits_its_budget_shares_trainings_and_is_deterministic_per_seed()
     assert len(everything) == len(checks)
     finetune_and_base = ec.marginal_total([checks[-2], checks[0]], costs)
     assert finetune_and_base == 20.0 + 30.0  # the base training counted once
+
+
+def test_a_speed_rerun_drifts_only_when_its_ci_misses_the_committed_one():
+    committed = {"ratio": "0.825", "ratio_ci_low": "0.799", "ratio_ci_high": "0.863"}
+    # an idle CI rerun: its median just below the committed CI, its own CI overlapping it
+    assert ec._ratio_finding("p", "ratio", committed, [(0.798, 0.771, 0.820)], "ratio").verdict == ec.OK
+    assert ec._ratio_finding("p", "ratio", committed, [(0.700, 0.680, 0.720)], "ratio").verdict == ec.DRIFT
+    # a second attempt that overlaps passes; a rerun without a CI is a point and must fall inside
+    assert ec._ratio_finding("p", "ratio", committed, [(0.70, 0.68, 0.72), (0.80, 0.78, 0.81)], "ratio").verdict == ec.OK
+    assert ec._ratio_finding("p", "ratio", committed, [(0.798, 0.798, 0.798)], "ratio").verdict == ec.DRIFT
