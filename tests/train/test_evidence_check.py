@@ -140,5 +140,6 @@ def test_a_speed_rerun_drifts_only_when_its_ci_misses_the_committed_one():
     assert ec._ratio_finding("p", "ratio", committed, [(0.798, 0.771, 0.820)], "ratio").verdict == ec.OK
     assert ec._ratio_finding("p", "ratio", committed, [(0.700, 0.680, 0.720)], "ratio").verdict == ec.DRIFT
     # a second attempt that overlaps passes; a rerun without a CI is a point and must fall inside
-    assert ec._ratio_finding("p", "ratio", committed, [(0.70, 0.68, 0.72), (0.80, 0.78, 0.81)], "ratio").verdict == ec.OK
+    two_attempts = [(0.70, 0.68, 0.72), (0.80, 0.78, 0.81)]
+    assert ec._ratio_finding("p", "ratio", committed, two_attempts, "ratio").verdict == ec.OK
     assert ec._ratio_finding("p", "ratio", committed, [(0.798, 0.798, 0.798)], "ratio").verdict == ec.DRIFT
