@@ -42,6 +42,11 @@ class Evidence:
         self.gpu_dir = Path(gpu_dir) if gpu_dir is not None else None
         self._frames: dict[str, pd.DataFrame | None] = {}  # each CSV is read once per judgement
 
+    @property
+    def ablation_sweeps(self) -> dict[str, list[int]]:
+        """The Fig. 7 sweeps this profile configures (``ablation.sweeps``: factor -> values); empty when none."""
+        return dict(self.config.get("ablation", {}).get("sweeps", {}) or {})
+
     def path(self, relative: str) -> Path:
         return self.root / relative
 

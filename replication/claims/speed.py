@@ -102,7 +102,7 @@ def ablation_trend(claim: Claim, evidence: Evidence) -> list[Verdict]:
     factor = claim.measure["factor"]
     rows = _ablation_rows(evidence, factor)
     if rows is None:
-        configured = bool(evidence.config.get("ablation", {}).get("sweeps", {}).get(factor))
+        configured = bool(evidence.ablation_sweeps.get(factor))
         return [not_run(evidence.absent("ablation/speed.csv", configured,
                                         f"no {factor} sweep in this profile: ablation.sweeps.{factor}"))]
     if len(rows) < 2:
@@ -125,7 +125,7 @@ def ablation_level(claim: Claim, evidence: Evidence) -> list[Verdict]:
     factors = [f for f in ("batch_size", "width", "expand_ratio", "group_width")
                if frame is not None and (frame["factor"] == f).any()]
     if not factors:
-        return [not_run(evidence.absent("ablation/speed.csv", bool(evidence.config.get("ablation", {}).get("sweeps")),
+        return [not_run(evidence.absent("ablation/speed.csv", bool(evidence.ablation_sweeps),
                                         "no ablation sweeps in this profile: ablation.sweeps"))]
     lowest = [_ablation_rows(evidence, f).iloc[0] for f in factors]  # type: ignore[union-attr]
     decided = [INCONCLUSIVE if bool(r.get("unstable", False))
@@ -144,7 +144,7 @@ def ablation_level(claim: Claim, evidence: Evidence) -> list[Verdict]:
 def ablation_scaling(claim: Claim, evidence: Evidence) -> list[Verdict]:
     rows = _ablation_rows(evidence, "batch_scaling")
     if rows is None:
-        configured = len(evidence.config.get("ablation", {}).get("sweeps", {}).get("batch_size", [])) > 1
+        configured = len(evidence.ablation_sweeps.get("batch_size", [])) > 1
         return [not_run(evidence.absent("ablation/speed.csv", configured,
                                         "no batch-scaling pairs: ablation.sweeps.batch_size needs two or more sizes"))]
     threshold = float(claim.measure.get("threshold", 0.8))

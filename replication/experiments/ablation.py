@@ -17,6 +17,7 @@ from .. import rm, zoo
 from ..atomic_io import write_csv_atomic
 from ..measure.paired import measure_pair
 from ..measure.throughput import ThroughputConfig, environment
+from ..progress import ProgressBar, progress
 
 FACTORS = ("batch_size", "width", "expand_ratio", "group_width")
 SCALING = "batch_scaling"  # rows of Fig. 7's "speed grows linearly with batch size" (RM form only)
@@ -57,6 +58,9 @@ def run(base: dict[str, Any], sweeps: dict[str, list[int]], speed: dict[str, Any
                               warmup=speed["warmup"], iters=speed["iters"], repeats=speed["repeats"],
                               device=speed.get("device", "cuda" if torch.cuda.is_available() else "cpu"))
     rows = []
+    batches = sweeps.get("batch_size", [])
+    scaling_pairs = sum(b > min(batches) for b in batches) if len(batches) > 1 else 0
+    bar = progress(total=sum(len(sweeps.get(f, [])) for f in FACTORS) + scaling_pairs, desc="ablation", unit="pair")
     for factor in FACTORS:
         for value in sweeps.get(factor, []):
             run_config = replace(config, batch_size=value) if factor == "batch_size" else config
@@ -71,14 +75,17 @@ def run(base: dict[str, Any], sweeps: dict[str, list[int]], speed: dict[str, Any
                          "outliers": pair.outliers, "pair_id": f"ablation:{factor}={value}",
                          "load_start": pair.load_start, "load_end": pair.load_end, "other_cpu": pair.other_cpu,
                          "busy": pair.busy, **environment(run_config)})
-    rows += _batch_scaling(base, sweeps.get("batch_size", []), speed, config, profile)
+            bar.set_postfix_str(f"{factor}={value}")
+            bar.update()
+    rows += _batch_scaling(base, sweeps.get("batch_size", []), speed, config, profile, bar)
+    bar.close()
     frame = pd.DataFrame(rows)
     write_csv_atomic(frame, output)
     return frame
 
 
 def _batch_scaling(base: dict[str, Any], batches: list[int], speed: dict[str, Any], config: ThroughputConfig,
-                   profile: str) -> list[dict[str, Any]]:
+                   profile: str, bar: ProgressBar) -> list[dict[str, Any]]:
     """Scaling efficiency of the RM form from the smallest batch of the sweep to each larger one,
     as paired ratios (``speedup`` = time(smallest) / time(b) per batch; 1 = linear growth)."""
     if len(batches) < 2:
@@ -99,4 +106,6 @@ def _batch_scaling(base: dict[str, Any], batches: list[int], speed: dict[str, An
                      "outliers": pair.outliers, "pair_id": f"ablation:{SCALING}={smallest}->{value}",
                      "load_start": pair.load_start, "load_end": pair.load_end, "other_cpu": pair.other_cpu,
                      "busy": pair.busy, **environment(run_config)})
+        bar.set_postfix_str(f"batch scaling {smallest}->{value}")
+        bar.update()
     return rows

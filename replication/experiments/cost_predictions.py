@@ -14,11 +14,11 @@ import os
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from .. import rm, zoo
 from ..atomic_io import write_csv_atomic
 from ..measure import cost_model
+from ..progress import progress
 from .throughput import timing_rows
 
 # (device key, dtype): the paper's V100 in fp32, and what users ask about: H100 in fp32 / TF32 / fp16.
@@ -38,7 +38,7 @@ def run(output: str | os.PathLike | None = None, *, batch_size: int = 128,
         datasets: tuple[str, ...] | None = None) -> pd.DataFrame:
     """One row per paper row x form x target x algorithm; written to ``output`` (atomic) if given."""
     rows = []
-    for timing in tqdm(timing_rows(tables, datasets), desc="cost model", unit="model", disable=None):
+    for timing in progress(timing_rows(tables, datasets), desc="cost model", unit="model"):
         paper = timing.paper
         for form, module in build_forms(paper.model, paper.num_classes).items():
             shape = (batch_size, 3, paper.input_size, paper.input_size)

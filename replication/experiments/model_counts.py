@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from .. import rm, zoo
 from ..atomic_io import write_csv_atomic
 from ..measure import count_macs, count_params
+from ..progress import progress
 from .paper_rows import PAPER_ROWS, PaperRow
 
 COLUMNS = ["table", "dataset", "backbone", "model", "form", "num_classes", "input_size", "params", "macs",
@@ -44,7 +44,7 @@ def run(output: str | Path, rows: Iterable[PaperRow] = PAPER_ROWS) -> pd.DataFra
     records = []
     cache: dict[tuple[str, int, int], list[dict[str, object]]] = {}
     rows = list(rows)
-    for row in tqdm(rows, desc="counting params and MACs", unit="model", disable=None):
+    for row in progress(rows, desc="counting params and MACs", unit="model"):
         key = (row.model, row.num_classes, row.input_size)
         if key not in cache:
             cache[key] = count_model(*key)

@@ -13,13 +13,13 @@ from typing import Any
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from .. import rm, zoo
 from ..atomic_io import write_csv_atomic
 from ..claims.ledger import Claim
 from ..measure.paired import measure_pair
 from ..measure.throughput import ThroughputConfig, ThroughputError, environment
+from ..progress import progress
 
 
 def build_side(side: dict[str, Any], input_size: int) -> torch.nn.Module:
@@ -34,7 +34,8 @@ def run(claims: list[Claim], base: ThroughputConfig, *, rounds: int, max_rounds:
     # A claim about a GPU (``requires: cuda``) is timed only on one: scripts/gpu-check.sh measures it.
     pairs = [claim for claim in claims if claim.kind == "speed_ratio"
              and (claim.requires != "cuda" or base.device.startswith("cuda"))]
-    for claim in tqdm(pairs, desc="speed pairs", unit="pair", disable=None):
+    for claim in (bar := progress(pairs, desc="speed pairs", unit="pair")):
+        bar.set_postfix_str(claim.id)
         a, b, size = claim.measure["a"], claim.measure["b"], int(claim.measure["input_size"])
         config = replace(base, input_size=(3, size, size))
         row = {"profile": profile, "claim_id": claim.id, "a_model": a["model"], "a_form": a.get("form", "train"),

@@ -19,7 +19,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from .. import rm, zoo
 from ..atomic_io import append_rows_atomic
@@ -35,6 +34,7 @@ from ..measure.throughput import (
     measure_throughput,
     result_row,
 )
+from ..progress import progress
 from .paper_rows import PAPER_ROWS, PaperRow
 
 # The form the paper times for each backbone: RMNet and re-parameterised models deployed, ResNets as trained.
@@ -174,7 +174,7 @@ def run(output: str | os.PathLike, rows: list[TimingRow], base: ThroughputConfig
     groups: dict[str, list[TimingRow]] = {}
     for row in rows:
         groups.setdefault(row.group, []).append(row)
-    progress = tqdm(total=len(rows), desc="throughput", unit="model", disable=None)
+    bar = progress(total=len(rows), desc="throughput", unit="model")
     for group_rows in groups.values():
         rmnet: tuple[TimingRow, str, torch.nn.Module] | None = None
         # the group's RMNet first, so that every other row can be paired with its deploy form
@@ -211,6 +211,7 @@ def run(output: str | os.PathLike, rows: list[TimingRow], base: ThroughputConfig
                     results.append(_pair("rmnet_over_this", rmnet, (row, row.paper_form, forms[row.paper_form]),
                                          row, config, context, pairs))
             append_rows_atomic(results, output)
-            progress.update()
-    progress.close()
+            bar.set_postfix_str(row.paper.model)
+            bar.update()
+    bar.close()
     return output
