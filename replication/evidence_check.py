@@ -33,11 +33,12 @@ and allocator state: where this machine differs from the row, the check says ``n
 of timing (``--strict`` makes that a failure). Both the committed ratio and the rerun are noisy: a rerun
 median lands inside the committed CI only about 83 % of the time even with nothing changed (and an idle
 CI rerun of a pair measured 0.798 against [0.799, 0.863]). Both CIs are also within-run CIs: they leave
-out the shift between sessions (six idle reruns of that pair in two later sessions gave 0.779-0.803, each
-with a CI about +-0.005 wide). So drift means the rerun's CI misses the committed CI by more than
-``SPEED_RESOLUTION`` (5 %) of the committed ratio, the resolution below which the ledger calls no speed
-difference (measure_pair's ``tolerance``); a miss inside it passes and the note says by how much. A pair
-that drifts is measured again (``--retries``, default 1) and passes if any attempt does.
+out the shift between sessions (six idle reruns of that pair in two later sessions gave medians of
+0.779-0.803, with CIs 0.004-0.014 wide where recorded). So drift means the rerun's CI misses the
+committed CI by more than ``SPEED_RESOLUTION`` (5 %) of the committed ratio, the resolution below which
+the ledger calls no speed difference (measure_pair's ``tolerance``); a miss inside it passes and the
+note says by how much. A pair that drifts is measured again (``--retries``, default 1) and passes if any
+attempt does.
 
 Exit status: 0 when every check is ``ok`` (or ``n/a`` without ``--strict``), 1 on any ``DRIFT`` or
 ``ERROR``, 2 on bad arguments.
@@ -368,6 +369,14 @@ Attempt = tuple[float, float, float]  # a rerun's ratio and its own 95 % CI (low
 SPEED_RESOLUTION = 0.05
 
 
+def _miss(committed: dict[str, Any], prefix: str, attempt: Attempt) -> float:
+    """How far ``attempt``'s CI misses the committed CI, as a fraction of the committed ratio (0 when they
+    overlap; NaN when the committed row has no CI)."""
+    low, high = _float(committed.get(f"{prefix}_ci_low")), _float(committed.get(f"{prefix}_ci_high"))
+    _, a, b = attempt
+    return max(low - b, a - high, 0.0) / _float(committed.get(prefix)) if low == low and high == high else math.nan
+
+
 def _ratio_finding(run: str, what: str, committed: dict[str, Any], attempts: list[Attempt], prefix: str,
                    comparable: bool = True, why: str = "") -> Finding:
     """``ok`` when some attempt's 95 % CI comes within ``SPEED_RESOLUTION`` of the committed ratio of the
@@ -382,7 +391,7 @@ def _ratio_finding(run: str, what: str, committed: dict[str, Any], attempts: lis
         return Finding(run, what, shown, rerun or "not timed", NA, f"not comparable: {why}")
     if not (low == low and high == high):
         return Finding(run, what, shown, rerun, NA, "the committed row has no CI")
-    gap = min(max(low - b, a - high, 0.0) for _, a, b in attempts) / ratio  # how far the nearest CI misses
+    gap = min(_miss(committed, prefix, attempt) for attempt in attempts)  # the nearest attempt's miss
     notes = [] if len(attempts) == 1 else [f"{len(attempts)} attempts"]
     if 0 < gap <= SPEED_RESOLUTION:
         notes.append(f"misses the committed CI by {gap:.1%} of the ratio, within the {SPEED_RESOLUTION:.0%} "
@@ -437,15 +446,15 @@ def _speed_findings(ctx: Context, row: dict[str, str], name: str, build_a: Calla
     comparable, why = _speed_comparable(row, _here(config))
     if not comparable:
         return [_ratio_finding(name, "ratio", row, [], prefix, False, why)]
-    low, high = _float(row.get(f"{prefix}_ci_low")), _float(row.get(f"{prefix}_ci_high"))
     workers = int(_float(row.get("workers"))) if _float(row.get("workers")) == _float(row.get("workers")) else 1
     rounds = int(_float(row.get(rounds_column))) if _float(row.get(rounds_column)) >= 2 else 8
-    pairs = []
+    pairs, attempts = [], []
     for _ in range(1 + max(0, ctx.retries)):
         pairs.append(_measure(build_a, build_b, config, rounds, workers))
-        if pairs[-1].ci_low <= high and low <= pairs[-1].ci_high:
+        attempts.append((pairs[-1].ratio, pairs[-1].ci_low, pairs[-1].ci_high))
+        if _miss(row, prefix, attempts[-1]) <= SPEED_RESOLUTION:  # the rule _ratio_finding judges by
             break
-    finding = _ratio_finding(name, "ratio", row, [(p.ratio, p.ci_low, p.ci_high) for p in pairs], prefix)
+    finding = _ratio_finding(name, "ratio", row, attempts, prefix)
     busy = [pair.other_cpu for pair in pairs if pair.busy]
     if busy:
         finding.note = "; ".join(filter(None, [finding.note, f"machine busy (other processes took up to "

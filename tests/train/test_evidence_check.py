@@ -157,3 +157,23 @@ def test_the_drift_margin_is_the_pairs_own_stability_tolerance():
     from replication.measure.paired import measure_pair
 
     assert ec.SPEED_RESOLUTION == inspect.signature(measure_pair).parameters["tolerance"].default
+
+
+def test_a_first_attempt_inside_the_resolution_margin_is_not_timed_again(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    config = ThroughputConfig(batch_size=2, input_size=(3, 2, 2), warmup=1, iters=2, repeats=1, device="cpu",
+                              threads=1)
+    ctx = ec.Context({"results_name": "t"}, tmp_path, tmp_path, retries=1)
+    timed = []
+
+    def measure(*args, **kwargs):  # a rerun whose CI ends 1 % of the ratio below the committed CI
+        timed.append(args)
+        return SimpleNamespace(ratio=0.98, ci_low=0.97, ci_high=0.99, busy=False, other_cpu=0.0)
+
+    monkeypatch.setattr(ec, "_measure", measure)
+    row = {**_speed_row(config, 1.00, 1.10), "ratio": "1.0"}
+    [finding] = ec._speed_findings(ctx, row, name="speed/x", build_a=lambda: _tiny(4), build_b=lambda: _tiny(8),
+                                   prefix="ratio")
+    assert finding.verdict == "ok" and "misses the committed CI by 1.0% of the ratio" in finding.note
+    assert len(timed) == 1  # the retry is for a drift, and this attempt already passes
