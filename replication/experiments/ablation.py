@@ -59,8 +59,8 @@ def run(base: dict[str, Any], sweeps: dict[str, list[int]], speed: dict[str, Any
                               device=speed.get("device", "cuda" if torch.cuda.is_available() else "cpu"))
     rows = []
     batches = sweeps.get("batch_size", [])
-    scaling_pairs = sum(b > min(batches) for b in batches) if len(batches) > 1 else 0
-    bar = progress(total=sum(len(sweeps.get(f, [])) for f in FACTORS) + scaling_pairs, desc="ablation", unit="pair")
+    bar = progress(total=sum(len(sweeps.get(f, [])) for f in FACTORS) + len(_scaling_batches(batches)),
+                   desc="ablation", unit="pair")
     for factor in FACTORS:
         for value in sweeps.get(factor, []):
             run_config = replace(config, batch_size=value) if factor == "batch_size" else config
@@ -77,11 +77,16 @@ def run(base: dict[str, Any], sweeps: dict[str, list[int]], speed: dict[str, Any
                          "busy": pair.busy, **environment(run_config)})
             bar.set_postfix_str(f"{factor}={value}")
             bar.update()
-    rows += _batch_scaling(base, sweeps.get("batch_size", []), speed, config, profile, bar)
+    rows += _batch_scaling(base, batches, speed, config, profile, bar)
     bar.close()
     frame = pd.DataFrame(rows)
     write_csv_atomic(frame, output)
     return frame
+
+
+def _scaling_batches(batches: list[int]) -> list[int]:
+    """The batch sizes timed against the sweep's smallest one (none with fewer than two sizes)."""
+    return sorted(b for b in batches if b > min(batches)) if len(batches) > 1 else []
 
 
 def _batch_scaling(base: dict[str, Any], batches: list[int], speed: dict[str, Any], config: ThroughputConfig,
@@ -93,7 +98,7 @@ def _batch_scaling(base: dict[str, Any], batches: list[int], speed: dict[str, An
     smallest = min(batches)
     deploy = rm.convert(_model(base, "batch_size", smallest))
     rows = []
-    for value in sorted(b for b in batches if b > smallest):
+    for value in _scaling_batches(batches):
         run_config = replace(config, batch_size=value)
         pair = measure_pair(deploy, _FirstSamples(deploy, smallest), run_config, rounds=speed.get("rounds", 8),
                             max_rounds=speed.get("max_rounds", 32), time_cap_s=speed.get("pair_time_cap_s", 300.0),
