@@ -28,7 +28,10 @@ NOT_RUN = "not run in this profile"
 
 
 def _join(values) -> str:
-    return ", ".join(str(v) for v in sorted({str(v) for v in values if str(v) and str(v) != "nan"}))
+    """The distinct values, in order: numbers by value (batch 1, 8, 16, 32, not 1, 16, 32, 8), text as text."""
+    distinct = {str(v) for v in values if str(v) and str(v) != "nan"}
+    numeric = all(v.lstrip("-").replace(".", "", 1).isdigit() for v in distinct)
+    return ", ".join(sorted(distinct, key=float) if numeric else sorted(distinct))
 
 
 def _last_rows(root: Path, pattern: str) -> pd.DataFrame:

@@ -29,11 +29,13 @@ def test_block_says_only_what_the_claims_table_says(tmp_path):
              "profile": "p"}]
     pd.DataFrame(rows).to_csv(tmp_path / "claims.csv", index=False)
     (tmp_path / "speed").mkdir()
-    pd.DataFrame([{"device": "cpu", "device_name": "Test CPU", "threads": 1, "dtype": "float32", "batch_size": 8,
-                   "suite_commit": "abcdef0123456"}]).to_csv(tmp_path / "speed" / "pairs.csv", index=False)
+    pd.DataFrame([{"device": "cpu", "device_name": "Test CPU", "threads": 1, "dtype": "float32", "batch_size": batch,
+                   "suite_commit": "abcdef0123456"} for batch in (8, 16, 1)]).to_csv(tmp_path / "speed" / "pairs.csv",
+                                                                                  index=False)
     block = readme_summary.summary_block(tmp_path)
     assert "reproduced 1, not run in this profile 1" in block
     assert "A is faster" in block and "B on ImageNet" not in block  # decided rows only; the rest counted
     assert "Test CPU" in block and "1 thread(s)" in block and "abcdef0123" in block
+    assert "batch 1, 8, 16." in block  # sizes by value, not as text
     with pytest.raises(ValueError, match="verdicts:start"):
         readme_summary.replace_block("no markers", block)
